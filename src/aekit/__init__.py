@@ -1,0 +1,30 @@
+"""aekit: autoencoders on PyTorch. Train, show, compress, denoise, detect, generate.
+
+>>> import aekit
+>>> data = aekit.load_dataset("fashion-mnist")
+>>> run = aekit.train("fashion-mnist", preset="seed", epochs=5, out="runs/seed")
+>>> run = aekit.load("runs/seed"); run.evaluate(aekit.load_dataset("fashion-mnist", "test"))
+"""
+
+__version__ = "0.1.0"
+
+from aekit.api import Run, load, resume, train  # noqa: E402
+from aekit.data.dataset import ArrayDataset  # noqa: E402
+from aekit.data.sources import load_dataset  # noqa: E402
+from aekit.errors import AekitError, CheckpointError, ConfigError, DataError  # noqa: E402
+from aekit.models import MODELS, build_model  # noqa: E402
+
+__all__ = [
+    "MODELS",
+    "AekitError",
+    "ArrayDataset",
+    "CheckpointError",
+    "ConfigError",
+    "DataError",
+    "Run",
+    "build_model",
+    "load",
+    "load_dataset",
+    "resume",
+    "train",
+]

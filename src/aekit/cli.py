@@ -1,0 +1,233 @@
+"""``aekit <command>``: a thin shell over the Python API. ``main(argv) -> int`` runs in-process.
+
+Bad input ends with one line, ``aekit: error: ...``, and exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from aekit.errors import AekitError, ConfigError
+
+TRAIN_FLAGS = {  # flag -> (TrainConfig field, type, help)
+    "--epochs": ("epochs", int, "passes over the training data"),
+    "--batch-size": ("batch_size", int, "samples per step"),
+    "--lr": ("lr", float, "learning rate"),
+    "--optimizer": ("optimizer", str, "adam, adamw or sgd"),
+    "--weight-decay": ("weight_decay", float, "L2 penalty"),
+    "--schedule": ("schedule", str, "constant, cosine, onecycle or plateau"),
+    "--grad-clip": ("grad_clip", float, "clip the gradient norm (0: off)"),
+    "--patience": ("patience", int, "early stopping after N epochs without progress (0: off)"),
+    "--val-fraction": ("val_fraction", float, "share held out for validation"),
+    "--seed": ("seed", int, "random seed (same seed, same numbers on the CPU)"),
+    "--device": ("device", str, "auto, cpu, cuda or cuda:N"),
+}
+
+
+def _value(text: str) -> Any:
+    """A --set value: JSON when it parses (numbers, true, lists), a comma list, else the string."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return [_value(t) for t in text.split(",")] if "," in text else text
+
+
+def _sizes(text: str) -> list[int]:
+    try:
+        return [int(t) for t in text.split(",") if t.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated sizes like 128,64, got {text!r}"
+        ) from None
+
+
+def _add_train(sub: argparse._SubParsersAction) -> None:
+    from aekit.config import PRESETS
+    from aekit.models import MODELS
+
+    p = sub.add_parser("train", help="train a model and write a run directory")
+    p.add_argument(
+        "--model", choices=sorted(MODELS), help="model to train (default: the preset's, else dense)"
+    )
+    p.add_argument(
+        "--preset", choices=sorted(PRESETS), help="named starting point; 'seed' is the classic 784-128-64-32"
+    )
+    p.add_argument("--data", help="dataset name, scheme:PATH or path (default mnist-5k)")
+    p.add_argument("--limit", type=int, help="use only the first N training samples")
+    p.add_argument("--out", help="run directory to create (default runs/MODEL-TIME)")
+    p.add_argument("--config", help="TOML or JSON settings file (flags override it)")
+    p.add_argument("--resume", metavar="RUN", help="continue RUN from its last checkpoint")
+    for flag, (_, typ, help_) in TRAIN_FLAGS.items():
+        p.add_argument(flag, type=typ, help=help_)
+    p.add_argument("--no-amp", action="store_true", help="no mixed precision on CUDA")
+    p.add_argument("--latent-dim", type=int, help="size of the code")
+    p.add_argument("--hidden", type=_sizes, help="hidden layer sizes, e.g. 128,64")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="SECTION.KEY=VALUE",
+        help="any setting, e.g. model.loss=bce",
+    )
+    p.add_argument("--quiet", action="store_true", help="no progress bar or per-epoch lines")
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from aekit import api
+    from aekit.config import preset_layer, read_config_file
+
+    if args.resume:
+        run = api.resume(args.resume, epochs=args.epochs, progress=not args.quiet)
+        print(f"resumed and finished {run.path} ({len(run.history)} epochs)")
+        return 0
+    layers: list[dict[str, Any]] = []
+    if args.preset:
+        layers.append(preset_layer(args.preset))
+    if args.config:
+        layers.append(read_config_file(args.config))
+    flags: dict[str, dict[str, Any]] = {
+        "model": {"name": args.model, "latent_dim": args.latent_dim, "hidden": args.hidden},
+        "data": {"source": args.data, "limit": args.limit},
+        "train": {
+            field: getattr(args, flag[2:].replace("-", "_")) for flag, (field, _, _) in TRAIN_FLAGS.items()
+        },
+    }
+    if args.no_amp:
+        flags["train"]["amp"] = False
+    for item in args.set:
+        key, sep, value = item.partition("=")
+        section, dot, name = key.partition(".")
+        if not sep or not dot or section not in flags:
+            raise ConfigError(
+                f"--set {item!r}: expected SECTION.KEY=VALUE with SECTION one of model, data, train"
+            )
+        flags[section][name] = _value(value)
+    layers.append(flags)
+    run = api.train_from_layers(layers, out=args.out, progress=not args.quiet)
+    last = run.history[-1] if run.history else {}
+    summary = ", ".join(f"{k} {v:.5f}" for k, v in last.items() if k.endswith("/loss"))
+    print(f"wrote {run.path} ({summary})")
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    import aekit
+
+    run = aekit.load(args.run, device=args.device)
+    name = args.data or run.config.data.source
+    data = aekit.load_dataset(name, args.split, limit=args.limit)
+    metrics = run.evaluate(data, iw_samples=args.iw_samples)
+    if args.json:
+        print(json.dumps({"run": str(args.run), "data": name, "split": args.split, **metrics}))
+    else:
+        print(f"{args.run} on {name} ({args.split}, {metrics['n']} samples)")
+        units = {"psnr": " dB", "elbo": " nats", "nll": f" nats ({args.iw_samples} importance samples)"}
+        for k in ("mse", "psnr", "ssim", "elbo", "nll"):
+            if k in metrics:
+                print(f"  {k:5s} {metrics[k]:.5f}{units.get(k, '')}")
+    return 0
+
+
+def cmd_reconstruct(args: argparse.Namespace) -> int:
+    import aekit
+    from aekit.outputs import write_samples
+
+    run = aekit.load(args.run, device=args.device)
+    data = run.prepare(aekit.load_dataset(args.input))
+    x_hat = run.reconstruct(data)
+    path = write_samples(args.output, x_hat, like=data, force=args.force)
+    print(f"wrote {len(x_hat)} reconstructions to {path}")
+    return 0
+
+
+def cmd_datasets(args: argparse.Namespace) -> int:
+    from aekit.data.sources import SCHEMES, SOURCES
+
+    width = max(len(n) for n in SOURCES)
+    for name, src in SOURCES.items():
+        print(f"{name:{width}s}  {src.summary}\n{'':{width}s}  {src.status()}")
+    print(
+        "\nand files: "
+        + ", ".join(f"{s}:PATH" for s in SCHEMES)
+        + ", or any path to IDX, .npy, .csv or an image folder"
+    )
+    return 0
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from aekit.models import MODELS
+
+    width = max(len(n) for n in MODELS)
+    for name, spec in MODELS.items():
+        print(f"{name:{width}s}  {spec.summary}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from aekit import __version__
+
+    parser = argparse.ArgumentParser(prog="aekit", description="Autoencoders: train, show, apply.")
+    parser.add_argument("--version", action="version", version=f"aekit {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _add_train(sub)
+    p = sub.add_parser("evaluate", help="test MSE, PSNR and SSIM of a run's reconstructions")
+    p.add_argument("run")
+    p.add_argument("--data", help="dataset (default: the one the run trained on)")
+    p.add_argument("--split", default="test", choices=("train", "test"))
+    p.add_argument("--limit", type=int)
+    p.add_argument("--device", default="cpu")
+    p.add_argument(
+        "--iw-samples",
+        type=int,
+        default=0,
+        metavar="K",
+        help="VAE family: importance-weighted NLL with K samples",
+    )
+    p.add_argument("--json", action="store_true", help="print one JSON line")
+    p = sub.add_parser("reconstruct", help="reconstruct IDX, .npy, .csv or an image folder")
+    p.add_argument("run")
+    p.add_argument("input")
+    p.add_argument(
+        "-o", "--output", required=True, help=".npy, .csv, IDX (*-ubyte[.gz]), .png (figure) or a folder"
+    )
+    p.add_argument("--force", action="store_true", help="replace an existing output")
+    p.add_argument("--device", default="cpu")
+    sub.add_parser("datasets", help="list the named datasets and whether each is here")
+    sub.add_parser("models", help="list the models")
+    return parser
+
+
+COMMANDS = {
+    "train": cmd_train,
+    "evaluate": cmd_evaluate,
+    "reconstruct": cmd_reconstruct,
+    "datasets": cmd_datasets,
+    "models": cmd_models,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; returns the exit code (0 ok, 2 bad input or usage, 130 interrupted)."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as e:
+        return int(e.code or 0)
+    try:
+        return COMMANDS[args.command](args)
+    except AekitError as e:
+        print(f"aekit: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(
+            "aekit: interrupted (checkpoints written so far are intact; continue with --resume)",
+            file=sys.stderr,
+        )
+        return 130
+
+
+def entry_point() -> None:
+    sys.exit(main())

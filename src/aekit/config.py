@@ -1,0 +1,187 @@
+"""Settings: frozen dataclasses with a default for every field, presets, and their resolution.
+
+Precedence is defaults < preset < config file (TOML or JSON) < command-line flags;
+the resolved result is written to the run directory as ``config.json``, which is
+itself a valid config file.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import tomllib
+
+from aekit.errors import ConfigError
+from aekit.models.registry import get_spec, make_config
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How to train; every model uses the same loop.
+
+    Attributes:
+        epochs: Passes over the training data.
+        batch_size: Samples per optimizer step.
+        lr: Learning rate.
+        optimizer: ``adam``, ``adamw`` or ``sgd`` (momentum 0.9).
+        weight_decay: L2 penalty (decoupled for adamw).
+        schedule: ``constant``, ``cosine`` (to zero over the run), ``onecycle`` (linear warm-up over the
+            first 15%, then cosine to zero) or ``plateau`` (halve when the validation loss stalls).
+        grad_clip: Clip the gradient norm to this value; 0 turns it off.
+        patience: Stop after this many epochs without a better validation loss (and keep the best
+            weights); 0 turns early stopping off.
+        val_fraction: Share of the training data held out for validation.
+        seed: Seeds initialisation, the validation split and the batch order.
+        device: ``auto`` (CUDA when present), ``cpu``, ``cuda`` or ``cuda:N``.
+        amp: Mixed precision on CUDA (ignored on the CPU).
+        nan_policy: ``stop`` at a non-finite loss (the last good checkpoint is kept) or ``skip`` the batch.
+    """
+
+    epochs: int = 10
+    batch_size: int = 64
+    lr: float = 1e-3
+    optimizer: str = "adam"
+    weight_decay: float = 0.0
+    schedule: str = "constant"
+    grad_clip: float = 0.0
+    patience: int = 0
+    val_fraction: float = 0.1
+    seed: int = 0
+    device: str = "auto"
+    amp: bool = True
+    nan_policy: str = "stop"
+
+    def __post_init__(self) -> None:
+        checks = [
+            (self.epochs >= 1, "epochs must be at least 1"),
+            (self.batch_size >= 1, "batch_size must be at least 1"),
+            (self.lr > 0, "lr must be positive"),
+            (self.optimizer in ("adam", "adamw", "sgd"), "optimizer must be adam, adamw or sgd"),
+            (
+                self.schedule in ("constant", "cosine", "onecycle", "plateau"),
+                "schedule must be constant, cosine, onecycle or plateau",
+            ),
+            (0 <= self.val_fraction < 1, "val_fraction must be in [0, 1)"),
+            (self.patience >= 0 and self.grad_clip >= 0, "patience and grad_clip must not be negative"),
+            (self.nan_policy in ("stop", "skip"), "nan_policy must be stop or skip"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ConfigError(f"train config: {message}")
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Which data: a dataset name, ``scheme:PATH`` or a path; ``limit`` keeps the first N samples."""
+
+    source: str = "mnist-5k"
+    limit: int | None = None
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything that defines a run: the model (its name and config), the data and the training."""
+
+    model: str = "dense"
+    model_config: Any = None
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "model": {"name": self.model, **_plain(dataclasses.asdict(self.model_config))},
+            "data": dataclasses.asdict(self.data),
+            "train": dataclasses.asdict(self.train),
+        }
+
+
+def _plain(d: dict[str, Any]) -> dict[str, Any]:
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A named starting point: a model and its settings, plus training settings."""
+
+    summary: str
+    model: str
+    model_config: dict[str, Any]
+    train: dict[str, Any] = field(default_factory=dict)
+
+
+PRESETS: dict[str, Preset] = {
+    "seed": Preset(
+        "the classic MNIST autoencoder: 784-128-64-32 with ReLU, sigmoid output, Adam lr 1e-3, MSE",
+        model="dense",
+        model_config={
+            "hidden": (128, 64),
+            "latent_dim": 32,
+            "activation": "relu",
+            "latent_activation": "relu",
+            "output_activation": "sigmoid",
+            "loss": "mse",
+        },
+        train={"optimizer": "adam", "lr": 1e-3, "batch_size": 64},
+    ),
+}
+
+
+def read_config_file(path: str | Path) -> dict[str, Any]:
+    """Read a TOML or JSON config file shaped like a run's ``config.json``."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read config file ({e.strerror or e})") from None
+    try:
+        data = json.loads(text) if path.suffix == ".json" else tomllib.loads(text)
+    except (json.JSONDecodeError, tomllib.TOMLDecodeError) as e:
+        raise ConfigError(f"{path}: not valid {'JSON' if path.suffix == '.json' else 'TOML'} ({e})") from None
+    if not isinstance(data, dict) or not set(data) <= {"model", "data", "train"}:
+        raise ConfigError(f"{path}: expected tables 'model', 'data' and 'train' only")
+    return data
+
+
+def resolve(
+    layers: list[dict[str, Any]], input_shape: tuple[int, ...] | None = None, num_classes: int | None = None
+) -> RunConfig:
+    """Merge layers of settings, later ones winning, into a validated :class:`RunConfig`.
+
+    Each layer looks like ``config.json``: ``{"model": {"name": ..., field: value}, "data": {...},
+    "train": {...}}``. ``input_shape``, when given, is the data's and sets the model's;
+    ``num_classes`` fills the model's field of that name (conditional models) unless set.
+    """
+    merged: dict[str, dict[str, Any]] = {"model": {}, "data": {}, "train": {}}
+    for layer in layers:
+        for section, values in layer.items():
+            if section not in merged:
+                raise ConfigError(f"unknown config section {section!r} (expected model, data, train)")
+            if not isinstance(values, dict):
+                raise ConfigError(f"config section {section!r} must be a table of settings")
+            merged[section].update({k: v for k, v in values.items() if v is not None})
+    model_values = dict(merged["model"])
+    name = model_values.pop("name", "dense")
+    spec = get_spec(name)
+    if input_shape is not None:
+        model_values["input_shape"] = tuple(input_shape)
+    names = {f.name for f in dataclasses.fields(spec.config_cls)}
+    if num_classes is not None and "num_classes" in names and not model_values.get("num_classes"):
+        model_values["num_classes"] = num_classes
+    return RunConfig(
+        model=name,
+        model_config=make_config(spec.config_cls, model_values, where=f"model {name!r}"),
+        data=make_config(DataConfig, merged["data"], where="data"),
+        train=make_config(TrainConfig, merged["train"], where="train"),
+    )
+
+
+def preset_layer(name: str) -> dict[str, Any]:
+    """A preset as a config layer."""
+    if name not in PRESETS:
+        raise ConfigError(f"unknown preset {name!r} (known: {', '.join(PRESETS)})")
+    p = PRESETS[name]
+    return {"model": {"name": p.model, **p.model_config}, "train": dict(p.train)}

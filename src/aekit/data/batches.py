@@ -1,0 +1,69 @@
+"""Shuffled mini-batches cut straight from tensors: no per-sample Python, no DataLoader.
+
+For a dataset in memory one batch is one index into a uint8 tensor, one copy and
+one multiply; a torchvision-style pipeline spends most of its time turning each
+image into a PIL object and back (see benchmarks/train_speed.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from aekit.data.dataset import ArrayDataset
+
+
+@dataclass
+class Batch:
+    """What a model's ``loss`` receives.
+
+    Shape:
+        x: (B, *shape) float32, scaled (pixels in [0, 1]).
+        y: (B,) int64 labels, or None.
+    """
+
+    x: Tensor
+    y: Tensor | None = None
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+
+class Batches:
+    """Iterate over ``data`` in batches, reshuffled each pass by ``generator``.
+
+    Args:
+        data: The dataset.
+        batch_size: Samples per batch; the last batch may be smaller.
+        shuffle: Draw a new permutation each pass.
+        generator: The random source for the permutation (its state is what a resumed run restores).
+        device: Where batches are put.
+    """
+
+    def __init__(
+        self,
+        data: ArrayDataset,
+        batch_size: int,
+        *,
+        shuffle: bool = False,
+        generator: torch.Generator | None = None,
+        device: torch.device | str = "cpu",
+    ) -> None:
+        self.data = data
+        self.batch_size = batch_size
+        self.shuffle = shuffle
+        self.generator = generator
+        self.device = torch.device(device)
+
+    def __len__(self) -> int:
+        return -(-len(self.data) // self.batch_size)
+
+    def __iter__(self) -> Iterator[Batch]:
+        n = len(self.data)
+        order = torch.randperm(n, generator=self.generator) if self.shuffle else torch.arange(n)
+        for start in range(0, n, self.batch_size):
+            x, y = self.data.take(order[start : start + self.batch_size], self.device)
+            yield Batch(x, y)

@@ -1,0 +1,151 @@
+"""The one in-memory (or memory-mapped) dataset type that every model trains on.
+
+Raw values stay as they were stored (uint8 pixels stay uint8: a quarter of the
+memory of float32) until a batch is cut; :class:`Scaling` turns them into the
+model's space, usually [0, 1], and is saved with the run so new inputs are
+treated the same way.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from aekit.errors import DataError
+
+
+@dataclass(frozen=True)
+class Scaling:
+    """``model_value = (raw - offset) / scale``, per feature or for all at once."""
+
+    offset: tuple[float, ...] = (0.0,)
+    scale: tuple[float, ...] = (1.0,)
+
+    @classmethod
+    def uint8(cls) -> Scaling:
+        return cls((0.0,), (255.0,))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"offset": list(self.offset), "scale": list(self.scale)}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Scaling:
+        return cls(tuple(float(v) for v in d["offset"]), tuple(float(v) for v in d["scale"]))
+
+    def _params(self, like: Tensor, shape: tuple[int, ...]) -> tuple[Tensor, Tensor]:
+        off = torch.tensor(self.offset, dtype=torch.float32, device=like.device)
+        sc = torch.tensor(self.scale, dtype=torch.float32, device=like.device)
+        if off.numel() > 1:  # per feature: shaped like one sample
+            off, sc = off.reshape(shape), sc.reshape(shape)
+        return off, sc
+
+    def apply(self, raw: Tensor) -> Tensor:
+        """Raw values (B, *shape) -> float32 model values."""
+        x = raw.to(torch.float32, copy=True)
+        if len(self.offset) == 1:  # one scalar pair: in place, no temporaries (the hot path for images)
+            if self.offset[0] != 0.0:
+                x.sub_(self.offset[0])
+            return x.mul_(1.0 / self.scale[0])
+        off, sc = self._params(x, tuple(x.shape[1:]))
+        return x.sub_(off).div_(sc)
+
+    def invert(self, x: Tensor) -> Tensor:
+        """Model values -> float32 values on the raw scale."""
+        off, sc = self._params(x, tuple(x.shape[1:]))
+        return x.to(torch.float32) * sc + off
+
+
+@dataclass
+class ArrayDataset:
+    """Samples (N, *shape) of raw values, optional labels (N,), and how to scale them.
+
+    Attributes:
+        x: uint8 or float32 values, a tensor in memory or a read-only memory-mapped array.
+        y: int64 labels or None.
+        name: Where the data came from (a source name or a path), for messages and the run config.
+        scaling: Raw -> model values.
+        classes: Names of the labels, when known.
+        ids: A name per sample (e.g. the image file names), when known.
+    """
+
+    x: Tensor | np.ndarray
+    y: Tensor | None = None
+    name: str = "data"
+    scaling: Scaling = field(default_factory=Scaling)
+    classes: tuple[str, ...] | None = None
+    ids: tuple[str, ...] | None = None
+
+    def __post_init__(self) -> None:
+        if isinstance(self.x, np.ndarray) and not isinstance(self.x, np.memmap):
+            array = np.ascontiguousarray(self.x)
+            self.x = torch.from_numpy(array if array.flags.writeable else array.copy())
+        if len(self.x) == 0:
+            raise DataError(f"{self.name}: the dataset is empty")
+        if self.y is not None:
+            self.y = torch.as_tensor(np.asarray(self.y), dtype=torch.int64)
+            if len(self.y) != len(self.x):
+                raise DataError(f"{self.name}: {len(self.x)} samples but {len(self.y)} labels")
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """The shape of one sample, e.g. (1, 28, 28) or (n_features,)."""
+        return tuple(int(d) for d in self.x.shape[1:])
+
+    @property
+    def is_image(self) -> bool:
+        return len(self.shape) == 3
+
+    def raw(self, index: Tensor) -> Tensor:
+        """Raw values of the samples at ``index`` (a 1-D int64 tensor), as a tensor."""
+        if isinstance(self.x, Tensor):
+            return self.x[index]
+        order = index.numpy()
+        return torch.from_numpy(np.ascontiguousarray(self.x[np.sort(order)]))[_inverse_sort(order)]
+
+    def take(self, index: Tensor, device: torch.device | str = "cpu") -> tuple[Tensor, Tensor | None]:
+        """Scaled float32 samples and their labels at ``index``, on ``device``."""
+        x = self.scaling.apply(self.raw(index).to(device, non_blocking=True))
+        y = None if self.y is None else self.y[index].to(device, non_blocking=True)
+        return x, y
+
+    def subset(self, index: Tensor | np.ndarray, name: str | None = None) -> ArrayDataset:
+        """A dataset of the samples at ``index`` (copied into memory)."""
+        index = torch.as_tensor(np.asarray(index), dtype=torch.int64)
+        y = None if self.y is None else self.y[index]
+        ids = None if self.ids is None else tuple(self.ids[i] for i in index.tolist())
+        return replace(self, x=self.raw(index), y=y, ids=ids, name=name or self.name)
+
+    def split(self, fraction: float, seed: int = 0) -> tuple[ArrayDataset, ArrayDataset | None]:
+        """Split off a random ``fraction`` for validation; (self, None) when fraction is 0."""
+        if fraction <= 0:
+            return self, None
+        n_val = max(1, int(round(len(self) * fraction)))
+        if n_val >= len(self):
+            raise DataError(
+                f"{self.name}: {len(self)} samples are too few for a {fraction:.0%} validation split"
+            )
+        perm = torch.randperm(len(self), generator=torch.Generator().manual_seed(seed))
+        return self.subset(perm[n_val:]), self.subset(perm[:n_val], name=f"{self.name} (validation)")
+
+    def describe(self) -> dict[str, Any]:
+        """What the run config records about the data."""
+        return {
+            "name": self.name,
+            "shape": list(self.shape),
+            "size": len(self),
+            "dtype": str(self.x.dtype).replace("torch.", ""),
+            "scaling": self.scaling.to_dict(),
+            "classes": list(self.classes) if self.classes else None,
+        }
+
+
+def _inverse_sort(order: np.ndarray) -> Tensor:
+    # positions of the original order within the sorted order
+    return torch.from_numpy(np.argsort(np.argsort(order, kind="stable"), kind="stable"))

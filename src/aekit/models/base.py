@@ -1,0 +1,86 @@
+"""The contract every aekit model keeps, and the reconstruction losses they share.
+
+A model is an ``nn.Module`` with ``encode(x) -> z``, ``decode(z) -> x_hat``,
+``forward(x) -> Output`` and ``loss(batch) -> {"loss": total, term: value, ...}``.
+Models that train more than one set of parameters (the AAE's discriminator) list
+their ``phases``; the trainer keeps one optimizer a phase and stays one loop.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from aekit.data.batches import Batch
+
+
+@dataclass
+class Output:
+    """What ``forward`` returns.
+
+    Shape:
+        x_hat: (B, *input_shape), the reconstruction in model space.
+        z: (B, latent_dim), the code.
+    """
+
+    x_hat: Tensor
+    z: Tensor
+
+
+def reconstruction_loss(x_hat: Tensor, x: Tensor, kind: str) -> Tensor:
+    """Mean per element: ``"mse"`` or ``"bce"`` (x_hat in (0, 1))."""
+    if kind == "mse":
+        return F.mse_loss(x_hat, x)
+    if kind == "bce":
+        return F.binary_cross_entropy(x_hat.clamp(1e-6, 1 - 1e-6), x)
+    raise ValueError(f"unknown reconstruction loss {kind!r}")
+
+
+class Autoencoder(nn.Module):
+    """Base class: subclasses build ``encoder``/``decoder`` and may extend ``loss``."""
+
+    config_class: ClassVar[type]
+    model_name: ClassVar[str]
+    phases: ClassVar[tuple[str, ...]] = ("main",)
+    generative: ClassVar[bool] = False  # has sample(n, generator, y)
+    conditional: ClassVar[bool] = False  # needs labels y in encode/decode/forward
+
+    def __init__(self, config: Any) -> None:
+        super().__init__()
+        self.config = config
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return tuple(self.config.input_shape)
+
+    def encode(self, x: Tensor, y: Tensor | None = None) -> Tensor:
+        """(B, *input_shape) -> (B, latent_dim); ``y`` (B,) labels, used by conditional models only."""
+        return self.encoder(x)
+
+    def decode(self, z: Tensor, y: Tensor | None = None) -> Tensor:
+        """(B, latent_dim) -> (B, *input_shape)."""
+        return self.decoder(z)
+
+    def forward(self, x: Tensor, y: Tensor | None = None) -> Output:
+        z = self.encode(x, y)
+        return Output(self.decode(z, y), z)
+
+    def loss(self, batch: Batch, phase: str = "main") -> dict[str, Tensor]:
+        """Named loss terms for one batch; ``"loss"`` is what the optimizer of ``phase`` minimises."""
+        out = self(batch.x, batch.y)
+        rec = reconstruction_loss(out.x_hat, batch.x, self.config.loss)
+        mse = rec.detach() if self.config.loss == "mse" else F.mse_loss(out.x_hat.detach(), batch.x)
+        return {"loss": rec, "mse": mse}
+
+    def phase_parameters(self, phase: str) -> list[nn.Parameter]:
+        """The parameters the optimizer of ``phase`` updates (all of them for one-phase models)."""
+        return list(self.parameters())
+
+    @torch.no_grad()
+    def reconstruct(self, x: Tensor, y: Tensor | None = None) -> Tensor:
+        """The deterministic reconstruction used for evaluation and figures."""
+        return self(x, y).x_hat

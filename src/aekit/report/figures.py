@@ -1,0 +1,108 @@
+"""Figures as pure functions: arrays or metrics in, a matplotlib Figure out.
+
+They use ``matplotlib.figure.Figure`` directly (no pyplot, no global state, no screen);
+:func:`save_figure` writes a PNG atomically.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from aekit.fileio import atomic_path
+
+
+def _numpy(a) -> np.ndarray:
+    return a.detach().cpu().numpy() if hasattr(a, "detach") else np.asarray(a)
+
+
+def _show(ax, image: np.ndarray) -> None:
+    """Draw one image (C, H, W) or (H, W) with values in [0, 1]."""
+    if image.ndim == 3:
+        image = image[0] if image.shape[0] == 1 else image.transpose(1, 2, 0)
+    kw = {"cmap": "gray", "vmin": 0, "vmax": 1} if image.ndim == 2 else {}
+    ax.imshow(np.clip(image, 0, 1), interpolation="nearest", **kw)
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def reconstruction_grid(originals, reconstructions, n: int = 10, title: str | None = None) -> Figure:
+    """Originals on the top row, their reconstructions on the row under them.
+
+    Shape:
+        originals, reconstructions: (N, C, H, W) or (N, H, W) images, or (N, F) table rows, in [0, 1].
+    """
+    originals, reconstructions = _numpy(originals), _numpy(reconstructions)
+    n = max(1, min(n, len(originals)))
+    table = originals.ndim == 2
+    fig = Figure(figsize=(1.2 * n if not table else 2.2 * n, 2.6 if not table else 2.4), layout="constrained")
+    axes = fig.subplots(1 if table else 2, n, squeeze=False)
+    for i in range(n):
+        if table:
+            ax = axes[0, i]
+            ax.plot(originals[i], label="original", lw=1.2)
+            ax.plot(reconstructions[i], label="reconstruction", lw=1.2, ls="--")
+            ax.set_xlabel("feature")
+            if i == 0:
+                ax.legend(fontsize=7)
+        else:
+            _show(axes[0, i], originals[i])
+            _show(axes[1, i], reconstructions[i])
+    if not table:
+        axes[0, 0].set_ylabel("original", fontsize=8)
+        axes[1, 0].set_ylabel("reconstruction", fontsize=8)
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+def image_grid(images, nrow: int = 8, title: str | None = None) -> Figure:
+    """A grid of images, ``nrow`` to a row (samples, interpolations).
+
+    Shape:
+        images: (N, C, H, W) or (N, H, W) in [0, 1].
+    """
+    images = _numpy(images)
+    cols = max(1, min(nrow, len(images)))
+    rows = -(-len(images) // cols)
+    fig = Figure(figsize=(1.0 * cols, 1.0 * rows + (0.4 if title else 0)), layout="constrained")
+    axes = fig.subplots(rows, cols, squeeze=False)
+    for i, ax in enumerate(axes.flat):
+        if i < len(images):
+            _show(ax, images[i])
+        else:
+            ax.axis("off")
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+def loss_curves(history: Sequence[dict[str, float]]) -> Figure:
+    """One panel per loss term, train and validation against the epoch; log scale when positive."""
+    terms = sorted({k.split("/", 1)[1] for r in history for k in r if k.startswith(("train/", "val/"))})
+    terms = sorted(terms, key=lambda t: (t != "loss", t))  # the total first
+    fig = Figure(figsize=(3.2 * max(1, len(terms)), 2.8), layout="constrained")
+    axes = fig.subplots(1, max(1, len(terms)), squeeze=False)[0]
+    for ax, term in zip(axes, terms, strict=False):
+        values = []
+        for split, style in (("train", "-"), ("val", "--")):
+            points = [(r["epoch"], r[f"{split}/{term}"]) for r in history if f"{split}/{term}" in r]
+            if points:
+                ax.plot(*zip(*points, strict=True), style, marker="o", ms=3, label=split)
+                values += [v for _, v in points]
+        if values and min(values) > 0:
+            ax.set_yscale("log")
+        ax.set_title(term)
+        ax.set_xlabel("epoch")
+        ax.legend(fontsize=7)
+    return fig
+
+
+def save_figure(fig: Figure, path: str | Path, dpi: int = 100) -> Path:
+    """Write ``fig`` as PNG to ``path`` atomically (a half-written PNG never has the final name)."""
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=dpi)
+    return Path(path)

@@ -1,0 +1,113 @@
+"""What the trainer does besides training: progress, logs, checkpoints, early stopping."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm.auto import tqdm
+
+from aekit.fileio import atomic_write_text
+from aekit.training.checkpoint import METRICS, save_checkpoint, save_weights
+
+
+def format_record(record: dict[str, float], epochs: int) -> str:
+    """``epoch 3/5  train loss 0.0213  val loss 0.0209  (1.2 s)``"""
+    parts = [f"epoch {int(record['epoch'])}/{epochs}"]
+    for split in ("train", "val"):
+        if f"{split}/loss" in record:
+            parts.append(f"{split} loss {record[f'{split}/loss']:.5f}")
+    parts.append(f"({record['seconds']:.1f} s)")
+    return "  ".join(parts)
+
+
+class ProgressBar:
+    """A tqdm bar over each epoch's batches (on a terminal) and one printed line per epoch."""
+
+    def __init__(self, enabled: bool = True, stream: Any = None) -> None:
+        self.enabled = enabled
+        self.stream = stream or sys.stdout
+        self.bar: tqdm | None = None
+
+    def _open(self, trainer) -> None:
+        self.bar = tqdm(
+            total=trainer.batches_per_epoch,
+            desc=f"epoch {trainer.epoch + 1}/{trainer.config.epochs}",
+            leave=False,
+            disable=None if self.enabled else True,  # None: only on a terminal
+            unit="batch",
+            dynamic_ncols=True,
+        )
+
+    def on_fit_start(self, trainer) -> None:
+        self._open(trainer)
+
+    def on_batch_end(self, trainer, terms: dict[str, float]) -> None:
+        if self.bar is not None and not self.bar.disable:
+            self.bar.update(1)
+            if self.bar.n % 20 == 0:
+                self.bar.set_postfix(loss=f"{terms['loss']:.4f}", refresh=False)
+
+    def on_epoch_end(self, trainer, record: dict[str, float]) -> None:
+        if self.bar is not None:
+            self.bar.close()
+        if self.enabled:
+            print(format_record(record, trainer.config.epochs), file=self.stream, flush=True)
+        if trainer.epoch < trainer.config.epochs:
+            self._open(trainer)
+
+    def on_fit_end(self, trainer) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+class MetricsLog:
+    """``metrics.jsonl``: one JSON line per epoch, rewritten atomically from the trainer's history."""
+
+    def __init__(self, run_dir: Path) -> None:
+        self.path = Path(run_dir) / METRICS
+
+    def on_epoch_end(self, trainer, record: dict[str, float]) -> None:
+        atomic_write_text(self.path, "".join(json.dumps(r) + "\n" for r in trainer.history))
+
+
+class Checkpointer:
+    """After each epoch: the weights (``model.safetensors``) and all state to resume (``checkpoint.pt``)."""
+
+    def __init__(self, run_dir: Path) -> None:
+        self.run_dir = Path(run_dir)
+
+    def on_epoch_end(self, trainer, record: dict[str, float]) -> None:
+        save_checkpoint(self.run_dir, trainer.state_dict())
+        save_weights(self.run_dir, trainer.model)
+
+    def on_fit_end(self, trainer) -> None:  # after EarlyStopping may have restored the best weights
+        save_weights(self.run_dir, trainer.model)
+
+
+class EarlyStopping:
+    """Stop after ``patience`` epochs without a lower ``monitor``, and restore the best weights."""
+
+    def __init__(self, patience: int, monitor: str = "val/loss") -> None:
+        self.patience = patience
+        self.monitor = monitor
+        self.best = float("inf")
+        self.best_state: dict[str, torch.Tensor] | None = None
+        self.bad_epochs = 0
+
+    def on_epoch_end(self, trainer, record: dict[str, float]) -> None:
+        value = record.get(self.monitor, record.get("train/loss"))
+        if value < self.best:
+            self.best, self.bad_epochs = value, 0
+            self.best_state = {k: v.detach().clone() for k, v in trainer.model.state_dict().items()}
+        else:
+            self.bad_epochs += 1
+            if self.bad_epochs >= self.patience:
+                trainer.should_stop = True
+
+    def on_fit_end(self, trainer) -> None:
+        if self.best_state is not None:
+            trainer.model.load_state_dict(self.best_state)

