@@ -149,10 +149,10 @@ def register_idx_family(family: IdxFamily, summary: str) -> None:
     register_source(family.name, summary, family.status)(family.load)
 
 
+DIGITS = tuple(str(i) for i in range(10))
 FASHION_CLASSES = (
     "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
 )  # fmt: skip
-DIGITS = tuple(str(i) for i in range(10))
 
 register_idx_family(
     IdxFamily(
@@ -169,6 +169,45 @@ register_idx_family(
         size_mb=30,
     ),
     "Zalando's clothes, 28x28 grey, 60,000 train / 10,000 test, 10 classes",
+)
+
+# Digests as published by the dataset loaders of tensorflow-datasets and others (cross-checked).
+register_idx_family(
+    IdxFamily(
+        "mnist",
+        digests={
+            "train-images-idx3-ubyte.gz": "440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609",
+            "train-labels-idx1-ubyte.gz": "3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c",
+            "t10k-images-idx3-ubyte.gz": "8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6",
+            "t10k-labels-idx1-ubyte.gz": "f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6",
+        },
+        mirrors=(
+            "https://ossci-datasets.s3.amazonaws.com/mnist/",
+            "https://storage.googleapis.com/cvdf-datasets/mnist/",
+            "http://yann.lecun.com/exdb/mnist/",
+        ),
+        classes=DIGITS,
+        size_mb=12,
+    ),
+    "LeCun's handwritten digits, 28x28 grey, 60,000 train / 10,000 test",
+)
+register_idx_family(
+    IdxFamily(
+        "kmnist",
+        digests={
+            "train-images-idx3-ubyte.gz": "51467d22d8cc72929e2a028a0428f2086b092bb31cfb79c69cc0a90ce135fde4",
+            "train-labels-idx1-ubyte.gz": "e38f9ebcd0f3ebcdec7fc8eabdcdaef93bb0df8ea12bee65224341c8183d8e17",
+            "t10k-images-idx3-ubyte.gz": "edd7a857845ad6bb1d0ba43fe7e794d164fe2dce499a1694695a792adfac43c5",
+            "t10k-labels-idx1-ubyte.gz": "20bb9a0ef54c7db3efc55a92eef5582c109615df22683c380526788f98e42a1c",
+        },
+        mirrors=(
+            "https://codh.rois.ac.jp/kmnist/dataset/kmnist/",
+            "http://codh.rois.ac.jp/kmnist/dataset/kmnist/",
+        ),
+        classes=("o", "ki", "su", "tsu", "na", "ha", "ma", "ya", "re", "wo"),
+        size_mb=21,
+    ),
+    "Kuzushiji (cursive Japanese) characters, 28x28 grey, 60,000 train / 10,000 test",
 )
 
 
