@@ -5,6 +5,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 rm -rf runs/quickstart
-.venv/bin/aekit train --preset seed --data mnist-5k --epochs 20 --out runs/quickstart "$@"
+.venv/bin/aekit train --preset seed --data mnist-5k --epochs 50 --out runs/quickstart "$@"
 .venv/bin/aekit evaluate runs/quickstart
 echo "see runs/quickstart/reconstructions.png (originals above, reconstructions below)"

@@ -148,6 +148,8 @@ def test_datasets_and_models_list(capsys):
         (["train", "--data", "{tmp}/bad.csv", "--out", "{tmp}/a"], "row 3, column 'b' holds text 'x'"),
         (["train", "--data", "{tmp}/nan.csv", "--out", "{tmp}/a"], "holds nan"),
         (["train", "--data", "{tmp}/trunc-idx3-ubyte", "--out", "{tmp}/a"], "truncated"),
+        (["train", "--data", "{tmp}/magic-idx3-ubyte", "--out", "{tmp}/a"], "bad magic number"),
+        (["train", "--data", "{tmp}/mixed", "--out", "{tmp}/a"], "b.png: image is 5x4, but a.png is 4x4"),
         (
             ["train", "--data", "digits", "--set", "model.nope=1", "--out", "{tmp}/a"],
             "unknown setting(s) nope",
@@ -162,6 +164,10 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys, argv, message):
     (tmp_path / "nan.csv").write_text("a,b\n1,2\n3,nan\n")
     write_idx(tmp_path / "ok-idx3-ubyte", np.zeros((4, 5, 5), np.uint8))
     (tmp_path / "trunc-idx3-ubyte").write_bytes((tmp_path / "ok-idx3-ubyte").read_bytes()[:-7])
+    (tmp_path / "magic-idx3-ubyte").write_bytes(b"\x01" + (tmp_path / "ok-idx3-ubyte").read_bytes()[1:])
+    (tmp_path / "mixed").mkdir()
+    Image.new("L", (4, 4)).save(tmp_path / "mixed" / "a.png")
+    Image.new("L", (5, 4)).save(tmp_path / "mixed" / "b.png")
     (tmp_path / "existing").mkdir()
     (tmp_path / "existing" / "keep.txt").write_text("precious")
     code = main([a.replace("{tmp}", str(tmp_path)) for a in argv])

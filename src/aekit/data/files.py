@@ -45,7 +45,7 @@ def from_array(x: np.ndarray, name: str, y: np.ndarray | None = None) -> ArrayDa
         raise DataError(f"{name}: unsupported dtype {x.dtype} (expected uint8 or floating point numbers)")
     x = np.asarray(x, dtype=np.float32)
     if not np.isfinite(x).all():
-        bad = int(np.flatnonzero(~np.isfinite(x.reshape(len(x), -1)).any(1))[0])
+        bad = int(np.flatnonzero((~np.isfinite(x.reshape(len(x), -1))).any(1))[0])
         raise DataError(f"{name}: sample {bad} holds NaN or infinite values")
     lo, hi = float(x.min()), float(x.max())
     if lo >= 0 and hi <= 1:

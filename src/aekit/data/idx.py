@@ -1,9 +1,10 @@
 """Read and write the IDX format in which MNIST, Fashion-MNIST, KMNIST and EMNIST ship.
 
 The header is two zero bytes, a type code, the number of dimensions, then each
-dimension as a big-endian uint32. Raw files are memory-mapped; gzip files are
-streamed into memory in chunks, so a header that lies about its size costs no
-more memory than the file really holds.
+dimension as a big-endian uint32. Raw byte-valued files (MNIST's uint8) are
+memory-mapped; raw multi-byte files are read into memory in native byte order;
+gzip files are streamed into memory in chunks, so a header that lies about its
+size costs no more memory than the file really holds.
 """
 
 from __future__ import annotations
@@ -96,7 +97,9 @@ def _read_raw(path: Path, *, mmap: bool) -> np.ndarray:
         arr = np.memmap(path, dtype=dtype, mode="r", offset=offset, shape=dims)
     else:
         arr = np.fromfile(path, dtype=dtype, offset=offset).reshape(dims)
-    return arr if dtype.itemsize == 1 else arr.astype(dtype.newbyteorder("="))
+    return (
+        arr if dtype.itemsize == 1 else np.asarray(arr).astype(dtype.newbyteorder("="))
+    )  # native order, in memory
 
 
 def _read_gzip(path: Path) -> np.ndarray:
@@ -119,7 +122,9 @@ def _read_gzip(path: Path) -> np.ndarray:
     except (OSError, EOFError, zlib.error) as e:
         raise DataError(f"{path}: corrupt gzip stream ({e})") from None
     arr = np.frombuffer(buf, dtype=dtype).reshape(dims)  # a bytearray: writable, no copy
-    return arr if dtype.itemsize == 1 else arr.astype(dtype.newbyteorder("="))
+    return (
+        arr if dtype.itemsize == 1 else np.asarray(arr).astype(dtype.newbyteorder("="))
+    )  # native order, in memory
 
 
 def _read_header_bytes(f) -> bytes:
