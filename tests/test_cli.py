@@ -190,3 +190,37 @@ def test_reconstruct_wrong_shape_is_clear(run_dir, tmp_path, capsys):
     np.save(tmp_path / "in.npy", np.zeros((2, 32, 32), np.uint8))
     assert main(["reconstruct", str(run_dir), str(tmp_path / "in.npy"), "-o", str(tmp_path / "o.npy")]) == 2
     assert "do not fit this model" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name", sorted(aekit.MODELS))
+def test_every_model_trains_from_the_cli(tmp_path, name):
+    out = tmp_path / name
+    assert (
+        main(
+            [
+                "train",
+                "--model",
+                name,
+                "--data",
+                "digits",
+                "--limit",
+                "200",
+                "--epochs",
+                "1",
+                "--out",
+                str(out),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
+    files = {p.name for p in out.iterdir()}
+    assert {"config.json", "model.safetensors", "reconstructions.png", "loss_curves.png"} <= files
+    assert ("samples.png" in files) == aekit.MODELS[name].cls.generative
+    assert aekit.load(out).model.model_name == name
+
+
+def test_models_lists_every_model(capsys):
+    assert main(["models"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split()[0] for line in lines] == list(aekit.MODELS)

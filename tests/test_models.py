@@ -17,8 +17,10 @@ SHAPES = [(1, 28, 28), (3, 16, 12), (1, 8, 8)]
 
 
 def make(name: str, shape: tuple[int, ...]):
+    """A model for data of ``shape`` with 10 classes (what config.resolve fills from the data)."""
     torch.manual_seed(0)
-    return build_model(name, input_shape=shape)
+    config = resolve([{"model": {"name": name}}], input_shape=shape, num_classes=10)
+    return build_model(name, config.model_config)
 
 
 @pytest.mark.parametrize("name", sorted(MODELS))
@@ -63,7 +65,7 @@ def test_loss_falls_on_real_digits(name, digits_small):
 
 @pytest.mark.parametrize("name", sorted(MODELS))
 def test_save_load_gives_identical_outputs(name, tmp_path):
-    config = resolve([{"model": {"name": name}}], input_shape=(1, 28, 28))
+    config = resolve([{"model": {"name": name}}], input_shape=(1, 28, 28), num_classes=10)
     model = make(name, (1, 28, 28)).eval()
     write_config(tmp_path, config, {"shape": [1, 28, 28]})
     save_weights(tmp_path, model)

@@ -52,6 +52,8 @@ class Batches:
         generator: torch.Generator | None = None,
         device: torch.device | str = "cpu",
     ) -> None:
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1, got {batch_size}")
         self.data = data
         self.batch_size = batch_size
         self.shuffle = shuffle

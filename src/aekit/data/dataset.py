@@ -8,6 +8,7 @@ treated the same way.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -24,6 +25,14 @@ class Scaling:
 
     offset: tuple[float, ...] = (0.0,)
     scale: tuple[float, ...] = (1.0,)
+
+    def __post_init__(self) -> None:
+        if not len(self.offset) == len(self.scale) >= 1:
+            raise ValueError(f"Scaling needs as many offsets as scales, got {self.offset} and {self.scale}")
+        if not all(math.isfinite(v) for v in self.offset) or not all(
+            math.isfinite(s) and s != 0 for s in self.scale
+        ):
+            raise ValueError(f"Scaling needs finite offsets and finite non-zero scales, got {self}")
 
     @classmethod
     def uint8(cls) -> Scaling:
@@ -49,7 +58,9 @@ class Scaling:
         if len(self.offset) == 1:  # one scalar pair: in place, no temporaries (the hot path for images)
             if self.offset[0] != 0.0:
                 x.sub_(self.offset[0])
-            return x.mul_(1.0 / self.scale[0])
+            return x.div_(
+                self.scale[0]
+            )  # a division, not * (1/scale): the largest raw value maps to 1, not 1+ulp
         off, sc = self._params(x, tuple(x.shape[1:]))
         return x.sub_(off).div_(sc)
 
@@ -86,9 +97,11 @@ class ArrayDataset:
         if len(self.x) == 0:
             raise DataError(f"{self.name}: the dataset is empty")
         if self.y is not None:
-            self.y = torch.as_tensor(np.asarray(self.y), dtype=torch.int64)
+            self.y = _labels(self.y, self.name)
             if len(self.y) != len(self.x):
                 raise DataError(f"{self.name}: {len(self.x)} samples but {len(self.y)} labels")
+        if self.ids is not None and len(self.ids) != len(self.x):
+            raise DataError(f"{self.name}: {len(self.x)} samples but {len(self.ids)} ids")
 
     def __len__(self) -> int:
         return len(self.x)
@@ -144,6 +157,23 @@ class ArrayDataset:
             "scaling": self.scaling.to_dict(),
             "classes": list(self.classes) if self.classes else None,
         }
+
+
+def _labels(y: Tensor | np.ndarray, name: str) -> Tensor:
+    """Labels as a 1-D int64 tensor; float labels must hold whole numbers (never silently truncated)."""
+    if isinstance(y, Tensor) and y.dtype == torch.int64 and y.ndim == 1:
+        return y
+    a = np.asarray(y.cpu() if isinstance(y, Tensor) else y)
+    if a.ndim != 1:
+        raise DataError(f"{name}: labels must be one number per sample, shape (N,); got shape {a.shape}")
+    if a.dtype.kind not in "biuf":
+        raise DataError(f"{name}: labels must be integers, got {a.dtype} values")
+    if a.dtype.kind == "f":
+        whole = np.isfinite(a) & (a == np.round(a)) & (np.abs(a) < 2.0**63)
+        if not whole.all():
+            i = int(np.flatnonzero(~whole)[0])
+            raise DataError(f"{name}: label {i} is {a[i]}; expected a whole number")
+    return torch.from_numpy(a.astype(np.int64))
 
 
 def _inverse_sort(order: np.ndarray) -> Tensor:

@@ -6,6 +6,9 @@ the file and the problem; :func:`read_path` picks the reader from the path.
 
 from __future__ import annotations
 
+import struct
+import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +19,9 @@ from aekit.data.tabular import read_csv
 from aekit.errors import DataError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
+# What Pillow's decoders raise on a corrupt or hostile file (bad CRCs surface as SyntaxError, short reads
+# as EOFError or struct.error, oversized images as DecompressionBombError, an Exception).
+_IMAGE_ERRORS = (OSError, ValueError, SyntaxError, EOFError, IndexError, struct.error, zlib.error)
 
 
 def _image_array(x: np.ndarray, name: str) -> np.ndarray:
@@ -39,6 +45,8 @@ def from_array(x: np.ndarray, name: str, y: np.ndarray | None = None) -> ArrayDa
     is refused: a sigmoid decoder cannot produce it.
     """
     x = _image_array(np.asarray(x) if not isinstance(x, np.memmap) else x, name)
+    if x.size == 0:
+        raise DataError(f"{name}: holds no values (shape {x.shape})")
     if x.dtype == np.uint8:
         return ArrayDataset(x, y, name=name, scaling=Scaling.uint8())
     if x.dtype.kind not in "fiub":
@@ -60,72 +68,108 @@ def from_array(x: np.ndarray, name: str, y: np.ndarray | None = None) -> ArrayDa
 def read_npy(path: str | Path) -> ArrayDataset:
     """A .npy array (memory-mapped, never unpickled) or an .npz with ``x`` and optional ``y``."""
     path = Path(path)
+    y = None
     try:
         if path.suffix == ".npz":
             with np.load(path, allow_pickle=False) as z:
                 if "x" not in z:
-                    found = ", ".join(sorted(z.files))
+                    found = ", ".join(sorted(z.files)) or "nothing"
                     raise DataError(f"{path}: an .npz must hold an array named 'x' (found {found})")
-                return from_array(z["x"], str(path), z.get("y"))
-        x = np.load(path, mmap_mode="r", allow_pickle=False)
-    except DataError:
-        raise
+                x, y = z["x"], z.get("y")
+        else:
+            x = np.load(path, mmap_mode="r", allow_pickle=False)
     except FileNotFoundError:
         raise DataError(f"{path}: no such file") from None
-    except (ValueError, OSError, EOFError) as e:
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error) as e:
         raise DataError(f"{path}: not a readable NumPy array ({e})") from None
-    if x.dtype == np.uint8 and x.ndim in (2, 4) and (x.ndim == 2 or x.shape[1] in (1, 3, 4)):
-        return ArrayDataset(x, name=str(path), scaling=Scaling.uint8())  # stays memory-mapped
-    return from_array(np.asarray(x), str(path))
+    if not isinstance(x, np.ndarray):  # np.load returns a pickled object only with allow_pickle
+        raise DataError(f"{path}: not a NumPy array")
+    # uint8 from a .npy stays memory-mapped (from_array keeps an np.memmap as it is); floats are read
+    return from_array(x, str(path), y)
 
 
 def read_image_folder(path: str | Path) -> ArrayDataset:
     """Every image in a folder, or in its class subfolders (labels from the folder names).
 
-    Grey images give one channel; if any image has colour, all become RGB. All images
-    must have the same size.
+    Grey images give one channel; if any image has colour, all become RGB. 16-bit grey
+    images are scaled to 8 bits. All images must have the same size.
     """
-    from PIL import Image, UnidentifiedImageError
-
     root = Path(path)
     if not root.is_dir():
         raise DataError(f"{root}: not a folder")
-    files = sorted(p for p in root.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    files = _images_in(root)
     labels: list[int] = []
     classes: tuple[str, ...] | None = None
     if not files:
-        subdirs = sorted(d for d in root.iterdir() if d.is_dir())
-        per_class = [sorted(p for p in d.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES) for d in subdirs]
-        kept = [(d.name, fs) for d, fs in zip(subdirs, per_class, strict=True) if fs]
+        subdirs = sorted(p for p in root.iterdir() if p.is_dir())
+        kept = [(d.name, fs) for d in subdirs if (fs := _images_in(d))]
         classes = tuple(name for name, _ in kept) or None
         for label, (_, fs) in enumerate(kept):
             files += fs
             labels += [label] * len(fs)
     if not files:
-        raise DataError(f"{root}: no images found (looked for {', '.join(IMAGE_SUFFIXES)})")
-    images = []
+        raise DataError(
+            f"{root}: no images in the folder or its subfolders (looked for {', '.join(IMAGE_SUFFIXES)})"
+        )
+    # First pass: headers only (mode and size), so a bad file is named before any pixel is decoded.
+    modes = []
+    size = None
     for f in files:
-        try:
-            with Image.open(f) as im:
-                im.load()
-                images.append(im.copy())
-        except (UnidentifiedImageError, OSError, ValueError) as e:
-            raise DataError(f"{f}: not a readable image ({e})") from None
-    colour = any(im.mode not in ("1", "L", "LA", "I", "I;16", "F") for im in images)
-    size = images[0].size
-    arrays = []
-    for f, im in zip(files, images, strict=True):
-        if im.size != size:
-            raise DataError(
-                f"{f}: image is {im.size[0]}x{im.size[1]}, but {files[0].name} is {size[0]}x{size[1]}"
-            )
-        a = np.asarray(im.convert("RGB" if colour else "L"), dtype=np.uint8)
-        arrays.append(a.transpose(2, 0, 1) if colour else a[None])
+        with _open_image(f) as im:
+            if size is None:
+                size = im.size
+            elif im.size != size:
+                raise DataError(
+                    f"{f}: image is {im.size[0]}x{im.size[1]}, but {files[0].name} is {size[0]}x{size[1]}"
+                )
+            modes.append(im.mode)
+    colour = not all(_is_grey(m) for m in modes)
+    x = np.empty((len(files), 3 if colour else 1, size[1], size[0]), dtype=np.uint8)  # (N, C, H, W)
+    for i, f in enumerate(files):
+        with _open_image(f) as im:
+            x[i] = _pixels(im, colour, f)
     y = np.asarray(labels) if classes else None
-    ids = tuple(str(f.relative_to(root)) for f in files)
-    return ArrayDataset(
-        np.stack(arrays), y, name=str(root), scaling=Scaling.uint8(), classes=classes, ids=ids
-    )
+    ids = tuple(f.relative_to(root).as_posix() for f in files)
+    return ArrayDataset(x, y, name=str(root), scaling=Scaling.uint8(), classes=classes, ids=ids)
+
+
+def _images_in(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+
+
+def _open_image(path: Path):
+    from PIL import Image
+
+    try:
+        return Image.open(path)
+    except (*_IMAGE_ERRORS, Image.DecompressionBombError) as e:
+        raise DataError(f"{path}: not a readable image ({e})") from None
+
+
+def _is_grey(mode: str) -> bool:
+    return mode in ("1", "L", "LA", "La", "I", "F") or mode.startswith("I;16")
+
+
+def _pixels(im, colour: bool, path: Path) -> np.ndarray:
+    """An open image's pixels as (C, H, W) uint8, C = 3 if ``colour`` else 1; errors name the file."""
+    from PIL import Image
+
+    try:
+        if im.mode.startswith("I;16") or im.mode == "I":
+            wide = np.asarray(im).astype(np.int64)
+            if wide.size and (wide.min() < 0 or wide.max() > 65535):
+                raise DataError(
+                    f"{path}: {im.mode} image holds values in [{wide.min()}, {wide.max()}]; "
+                    "expected 8-bit images or 16-bit grey ones (0 to 65535)"
+                )
+            grey = ((wide * 255 + 32767) // 65535).astype(np.uint8)  # 16 bits -> 8, rounded
+            return np.broadcast_to(grey, (3 if colour else 1, *grey.shape))
+        if im.mode == "F":
+            raise DataError(f"{path}: floating-point (mode F) image; expected 8-bit or 16-bit images")
+        a = np.asarray(im.convert("RGB" if colour else "L"), dtype=np.uint8)
+    except (*_IMAGE_ERRORS, Image.DecompressionBombError) as e:
+        raise DataError(f"{path}: not a readable image ({e})") from None
+    return a.transpose(2, 0, 1) if colour else a[None]
 
 
 def read_path(path: str | Path) -> ArrayDataset:
@@ -155,13 +199,6 @@ def read_path(path: str | Path) -> ArrayDataset:
 
 
 def _read_one_image(path: Path) -> ArrayDataset:
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(path) as im:
-            grey = im.mode in ("1", "L", "LA", "I", "I;16", "F")
-            a = np.asarray(im.convert("L" if grey else "RGB"), dtype=np.uint8)
-    except (UnidentifiedImageError, OSError, ValueError) as e:
-        raise DataError(f"{path}: not a readable image ({e})") from None
-    a = a[None] if grey else a.transpose(2, 0, 1)
+    with _open_image(path) as im:
+        a = _pixels(im, not _is_grey(im.mode), path)
     return ArrayDataset(a[None], name=str(path), scaling=Scaling.uint8(), ids=(path.name,))

@@ -10,6 +10,7 @@ size costs no more memory than the file really holds.
 from __future__ import annotations
 
 import gzip
+import math
 import struct
 import zlib
 from pathlib import Path
@@ -59,6 +60,11 @@ def _parse_header(head: bytes, path: Path) -> tuple[np.dtype, tuple[int, ...], i
     return _DTYPES[code], tuple(dims), need
 
 
+def _nbytes(dims: tuple[int, ...], dtype: np.dtype) -> int:
+    # Python ints: 8 dimensions of up to 2^32-1 overflow int64 (65536^4 wraps to 0, passing the size check)
+    return math.prod(dims) * dtype.itemsize
+
+
 def read_idx(path: str | Path, *, mmap: bool = True) -> np.ndarray:
     """Read an IDX file, gzipped (detected by content) or raw.
 
@@ -87,7 +93,7 @@ def _read_raw(path: Path, *, mmap: bool) -> np.ndarray:
     size = path.stat().st_size
     with open(path, "rb") as f:
         dtype, dims, offset = _parse_header(f.read(4 + 4 * MAX_DIMS), path)
-    expected = int(np.prod(dims, dtype=np.int64)) * dtype.itemsize
+    expected = _nbytes(dims, dtype)
     if size - offset != expected:
         what = "truncated" if size - offset < expected else "has trailing bytes"
         raise DataError(
@@ -106,7 +112,7 @@ def _read_gzip(path: Path) -> np.ndarray:
     try:
         with gzip.open(path, "rb") as f:
             dtype, dims, _ = _parse_header(_read_header_bytes(f), path)
-            expected = int(np.prod(dims, dtype=np.int64)) * dtype.itemsize
+            expected = _nbytes(dims, dtype)
             buf = bytearray()
             while len(buf) < expected:  # grow as the data really arrives, never by the header's word
                 chunk = f.read(min(_CHUNK, expected - len(buf)))
@@ -139,15 +145,19 @@ def write_idx(path: str | Path, array: np.ndarray, *, compress: bool | None = No
 
     Args:
         path: Destination; gzipped when it ends in ``.gz`` unless ``compress`` says otherwise.
-        array: uint8, int8, int16, int32, float32 or float64 values, 1 to 8 dimensions.
+        array: uint8, int8, int16, int32, float32 or float64 values, 1 to 8 dimensions, none of
+            them empty (``read_idx`` refuses an empty dimension, so none is written).
         compress: Force gzip on or off.
     """
     path = Path(path)
     array = np.asarray(array)
     dtype = array.dtype.newbyteorder(">") if array.dtype.itemsize > 1 else array.dtype
     code = _CODES.get(dtype)
-    if code is None or not 1 <= array.ndim <= MAX_DIMS:
-        raise DataError(f"{path}: cannot write {array.dtype} array of shape {array.shape} as IDX")
+    if code is None or not 1 <= array.ndim <= MAX_DIMS or not all(0 < d < 1 << 32 for d in array.shape):
+        raise DataError(
+            f"{path}: cannot write {array.dtype} array of shape {array.shape} as IDX (expected uint8, int8, "
+            f"int16, int32, float32 or float64 values, 1 to {MAX_DIMS} dimensions of 1 to 2^32-1 each)"
+        )
     payload = struct.pack(f">HBB{array.ndim}I", 0, code, array.ndim, *array.shape)
     payload += np.ascontiguousarray(array, dtype=dtype).tobytes()
     if compress if compress is not None else path.suffix == ".gz":
