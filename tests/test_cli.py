@@ -144,7 +144,7 @@ def test_datasets_and_models_list(capsys):
     ("argv", "message"),
     [
         (["train", "--data", "no-such-set", "--out", "{tmp}/a"], "unknown dataset 'no-such-set'"),
-        (["train", "--data", "{tmp}/empty", "--out", "{tmp}/a"], "no images found"),
+        (["train", "--data", "{tmp}/empty", "--out", "{tmp}/a"], "no images"),
         (["train", "--data", "{tmp}/bad.csv", "--out", "{tmp}/a"], "row 3, column 'b' holds text 'x'"),
         (["train", "--data", "{tmp}/nan.csv", "--out", "{tmp}/a"], "holds nan"),
         (["train", "--data", "{tmp}/trunc-idx3-ubyte", "--out", "{tmp}/a"], "truncated"),

@@ -1,0 +1,128 @@
+"""Every registered model on the full Fashion-MNIST with the same budget, beside PCA and pythae.
+
+Prints one table: test MSE, the importance-weighted test NLL for the VAE family, and training
+samples per second, with PCA (scikit-learn) at the same latent size and, when the optional
+``pythae`` package is installed, pythae's VAE with the same encoder/decoder sizes and epochs,
+all measured in this run.
+
+Run: ``.venv/bin/python benchmarks/models.py [--epochs 5] [--models dense vae ...]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+import torch
+from sklearn.decomposition import PCA
+
+from aekit.config import TrainConfig, resolve
+from aekit.data.batches import Batches
+from aekit.data.sources import load_dataset
+from aekit.models import MODELS, build_model
+from aekit.training.trainer import Trainer
+
+NLL_IMAGES = 1000  # importance-weighted NLL is costly: on the first 1000 test images
+
+
+@torch.no_grad()
+def test_mse(model, data) -> float:
+    model.eval()
+    err = n = 0.0
+    for b in Batches(data, 2000):
+        err += float(((model.reconstruct(b.x, b.y) - b.x) ** 2).sum())
+        n += b.x.numel()
+    return err / n
+
+
+@torch.no_grad()
+def test_nll(model, data, k: int) -> float:
+    torch.manual_seed(0)
+    model.eval()
+    sub = data.subset(torch.arange(NLL_IMAGES))
+    return float(sum(float(model.nll(b.x, b.y, k=k).sum()) for b in Batches(sub, 250)) / len(sub))
+
+
+def run_model(name: str, train, test, args) -> dict:
+    torch.manual_seed(0)
+    settings = {"name": name, "latent_dim": args.latent_dim, "hidden": args.hidden}
+    config = resolve([{"model": settings}], input_shape=train.shape, num_classes=len(train.classes))
+    model = build_model(name, config.model_config)
+    cfg = TrainConfig(
+        epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, val_fraction=0, device="cpu"
+    )
+    start = time.perf_counter()
+    Trainer(model, cfg).fit(train)
+    seconds = time.perf_counter() - start
+    row = {"model": name, "mse": test_mse(model, test), "samples/s": len(train) * args.epochs / seconds}
+    if hasattr(model, "nll"):
+        row["nll"] = test_nll(model, test, args.iw_samples)
+    return row
+
+
+def run_pca(train, test, latent: int) -> dict:
+    x = train.take(torch.arange(len(train)))[0].flatten(1).numpy()
+    xt = test.take(torch.arange(len(test)))[0].flatten(1).numpy()
+    start = time.perf_counter()
+    pca = PCA(latent, random_state=0).fit(x)
+    seconds = time.perf_counter() - start
+    rec = np.clip(pca.inverse_transform(pca.transform(xt)), 0, 1)
+    return {
+        "model": f"PCA ({latent}), scikit-learn",
+        "mse": float(((rec - xt) ** 2).mean()),
+        "samples/s": len(x) / seconds,
+    }
+
+
+def run_pythae(train, test, args) -> dict | None:
+    try:
+        from pythae_vae import train_pythae_vae  # benchmarks/pythae_vae.py
+    except ImportError as e:
+        print(f"pythae: not run ({e}); pip install pythae to compare")
+        return None
+    return train_pythae_vae(train, test, args, nll_images=NLL_IMAGES)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--epochs", type=int, default=5)
+    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--latent-dim", type=int, default=32)
+    parser.add_argument("--hidden", type=int, nargs="+", default=[256, 128])
+    parser.add_argument("--iw-samples", type=int, default=100)
+    parser.add_argument("--limit", type=int, help="train on the first N images only (quick look)")
+    parser.add_argument("--models", nargs="+", default=list(MODELS))
+    parser.add_argument("--no-pythae", action="store_true")
+    args = parser.parse_args()
+
+    train = load_dataset("fashion-mnist", "train", limit=args.limit)
+    test = load_dataset("fashion-mnist", "test")
+    print(
+        f"Fashion-MNIST: {len(train)} train, {len(test)} test; {args.epochs} epochs, batch {args.batch_size},"
+    )
+    print(f"Adam lr {args.lr:g}, latent {args.latent_dim}, hidden {args.hidden};")
+    print(f"NLL on the first {NLL_IMAGES} test images, {args.iw_samples} importance samples, in nats")
+    warm = Trainer(
+        build_model("dense", input_shape=train.shape), TrainConfig(epochs=1, val_fraction=0, device="cpu")
+    )
+    warm.fit(train.subset(torch.arange(2048)))  # first-use costs (kernel set-up) are nobody's training time
+    rows = [run_pca(train, test, args.latent_dim)]
+    for name in args.models:
+        rows.append(run_model(name, train, test, args))
+        print(f"  done: {name}", flush=True)
+    if not args.no_pythae and (row := run_pythae(train, test, args)):
+        rows.append(row)
+    pca_mse = rows[0]["mse"]
+    print("\n| model | test MSE | vs PCA | test NLL (nats) | train samples/s |")
+    print("|---|---|---|---|---|")
+    for r in rows:
+        nll = f"{r['nll']:.1f}" if "nll" in r else ""
+        print(
+            f"| {r['model']} | {r['mse']:.5f} | {r['mse'] / pca_mse:.2f}x | {nll} | {r['samples/s']:,.0f} |"
+        )
+
+
+if __name__ == "__main__":
+    main()
