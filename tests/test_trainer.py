@@ -10,6 +10,7 @@ import torch
 
 import aekit
 from aekit.config import TrainConfig
+from aekit.data.batches import Batch
 from aekit.errors import ConfigError
 from aekit.models import build_model
 from aekit.training.callbacks import EarlyStopping
@@ -135,3 +136,31 @@ def test_resume_a_run_directory_extends_it(tmp_path):
     straight = aekit.train("mnist-5k", preset="seed", limit=200, epochs=2, out=tmp_path / "b", progress=False)
     for va, vb in zip(run.model.state_dict().values(), straight.model.state_dict().values(), strict=True):
         assert torch.equal(va, vb)
+
+
+def test_gradient_clipping_bounds_the_update(digits_small):
+    torch.manual_seed(0)
+    model = build_model("dense", hidden=(64,), latent_dim=8)
+    trainer = Trainer(
+        model, TrainConfig(epochs=1, batch_size=64, lr=1.0, optimizer="sgd", grad_clip=1e-3, device="cpu")
+    )
+    before = [p.detach().clone() for p in model.parameters()]
+    trainer.train_step(Batch(*digits_small.take(torch.arange(64))))
+    # SGD with momentum: the first step moves the weights by lr * clipped gradient, norm <= 1e-3
+    moved = torch.sqrt(
+        sum(((p.detach() - b) ** 2).sum() for p, b in zip(model.parameters(), before, strict=True))
+    )
+    assert 0 < float(moved) <= 1e-3 + 1e-9
+
+
+def test_cli_and_python_api_give_the_same_weights(tmp_path):
+    from aekit.cli import main
+
+    argv = ["train", "--preset", "seed", "--data", "digits", "--limit", "300", "--epochs", "2", "--seed", "7"]
+    assert main([*argv, "--out", str(tmp_path / "cli"), "--quiet"]) == 0
+    api = aekit.train(
+        "digits", preset="seed", limit=300, epochs=2, seed=7, out=tmp_path / "api", progress=False
+    )
+    cli = aekit.load(tmp_path / "cli")
+    for a, b in zip(cli.model.state_dict().values(), api.model.state_dict().values(), strict=True):
+        assert torch.equal(a, b)
