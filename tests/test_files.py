@@ -148,6 +148,16 @@ def test_npz_x_only_has_no_labels(tmp_path):
     assert read_path(tmp_path / "x.npz").y is None
 
 
+def test_array_files_are_told_apart_by_content_not_case(tmp_path):
+    with open(tmp_path / "UPPER.NPZ", "wb") as f:  # a file object: numpy would append ".npz" to a name
+        np.savez(f, x=np.zeros((2, 3), np.uint8), y=[1, 0])
+    assert read_path(tmp_path / "UPPER.NPZ").y.tolist() == [1, 0]
+    with open(tmp_path / "UPPER.NPY", "wb") as f:
+        np.save(f, np.zeros((2, 3), np.uint8))
+    data = read_path(tmp_path / "UPPER.NPY")
+    assert data.shape == (3,) and isinstance(data.x, np.memmap)
+
+
 @pytest.mark.parametrize(
     ("arrays", "message"),
     [

@@ -58,9 +58,8 @@ class Scaling:
         if len(self.offset) == 1:  # one scalar pair: in place, no temporaries (the hot path for images)
             if self.offset[0] != 0.0:
                 x.sub_(self.offset[0])
-            return x.div_(
-                self.scale[0]
-            )  # a division, not * (1/scale): the largest raw value maps to 1, not 1+ulp
+            # a true division, not * (1/scale), which can land one ulp off: offset + scale maps to exactly 1
+            return x.div_(self.scale[0])
         off, sc = self._params(x, tuple(x.shape[1:]))
         return x.sub_(off).div_(sc)
 

@@ -70,21 +70,18 @@ def read_npy(path: str | Path) -> ArrayDataset:
     path = Path(path)
     y = None
     try:
-        if path.suffix == ".npz":
-            with np.load(path, allow_pickle=False) as z:
+        x = np.load(path, mmap_mode="r", allow_pickle=False)  # .npy or .npz, told apart by content
+        if isinstance(x, np.lib.npyio.NpzFile):
+            with x as z:
                 if "x" not in z:
                     found = ", ".join(sorted(z.files)) or "nothing"
                     raise DataError(f"{path}: an .npz must hold an array named 'x' (found {found})")
                 x, y = z["x"], z.get("y")
-        else:
-            x = np.load(path, mmap_mode="r", allow_pickle=False)
     except FileNotFoundError:
         raise DataError(f"{path}: no such file") from None
     except (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error) as e:
         raise DataError(f"{path}: not a readable NumPy array ({e})") from None
-    if not isinstance(x, np.ndarray):  # np.load returns a pickled object only with allow_pickle
-        raise DataError(f"{path}: not a NumPy array")
-    # uint8 from a .npy stays memory-mapped (from_array keeps an np.memmap as it is); floats are read
+    # from_array keeps an np.memmap as it is: a .npy of uint8 (or of float32 in range) stays on disk
     return from_array(x, str(path), y)
 
 

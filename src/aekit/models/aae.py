@@ -33,7 +33,9 @@ class AAEConfig(Backbone):
     n_components: int = 10
     component_std: float = 0.5
     radius: float = 4.0
-    adversarial_weight: float = 1.0
+    adversarial_weight: float = (
+        1e-3  # the reconstruction term is a per-pixel mean, ~0.02: keep them in balance
+    )
     disc_hidden: tuple[int, ...] = (256, 256)
     supervised: bool = False
     num_classes: int = 0

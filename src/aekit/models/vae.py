@@ -91,9 +91,12 @@ class VAE(Autoencoder):
     def encode(self, x: Tensor, y: Tensor | None = None) -> Tensor:
         return self.posterior(x, y)[0]  # the mean: a deterministic code
 
-    def decode(self, z: Tensor, y: Tensor | None = None) -> Tensor:
-        out = self.logits(z, y)
+    def _mean(self, out: Tensor) -> Tensor:
+        """Decoder output -> the mean of p(x|z), in [0, 1]."""
         return torch.sigmoid(out) if self.config.decoder_dist == "bernoulli" else out.clamp(0, 1)
+
+    def decode(self, z: Tensor, y: Tensor | None = None) -> Tensor:
+        return self._mean(self.logits(z, y))
 
     def forward(self, x: Tensor, y: Tensor | None = None) -> VAEOutput:
         mu, logvar = self.posterior(x, y)
@@ -102,7 +105,9 @@ class VAE(Autoencoder):
 
     def log_likelihood(self, x: Tensor, z: Tensor, y: Tensor | None = None) -> Tensor:
         """log p(x|z) per sample, summed over pixels. Shape: (B, *input_shape), (B, D) -> (B,)."""
-        out = self.logits(z, y)
+        return self._log_px(x, self.logits(z, y))
+
+    def _log_px(self, x: Tensor, out: Tensor) -> Tensor:
         if self.config.decoder_dist == "bernoulli":
             return -F.binary_cross_entropy_with_logits(out, x, reduction="none").flatten(1).sum(1)
         s = self.config.decoder_std
@@ -115,13 +120,15 @@ class VAE(Autoencoder):
     def loss(self, batch: Batch, phase: str = "main") -> dict[str, Tensor]:
         mu, logvar = self.posterior(batch.x, batch.y)
         z = mu + torch.randn_like(mu) * (0.5 * logvar).exp()
-        rec = -self.log_likelihood(batch.x, z, batch.y).mean()
+        out = self.logits(z, batch.y)
+        rec = -self._log_px(batch.x, out).mean()
         kl = kl_normal(mu, logvar).sum(1).mean()
         beta = self.beta_now()
+        with torch.no_grad():  # training: of the sampled reconstruction (free); evaluation: of the mean code
+            x_hat = self._mean(out) if self.training else self.decode(mu, batch.y)
+            mse = F.mse_loss(x_hat, batch.x)
         if self.training:
             self.steps += 1
-        with torch.no_grad():
-            mse = F.mse_loss(self.decode(mu, batch.y), batch.x)
         return {
             "loss": rec + beta * kl,
             "rec": rec.detach(),
