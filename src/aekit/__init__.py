@@ -9,6 +9,7 @@
 __version__ = "0.1.0"
 
 from aekit.api import Run, load, resume, train  # noqa: E402
+from aekit.apps.denoise import Denoiser  # noqa: E402
 from aekit.data.dataset import ArrayDataset  # noqa: E402
 from aekit.data.sources import load_dataset  # noqa: E402
 from aekit.errors import AekitError, CheckpointError, ConfigError, DataError  # noqa: E402
@@ -21,6 +22,7 @@ __all__ = [
     "CheckpointError",
     "ConfigError",
     "DataError",
+    "Denoiser",
     "Run",
     "build_model",
     "load",

@@ -68,19 +68,33 @@ class Run:
         return data
 
     @torch.no_grad()
-    def _map(self, data: ArrayDataset | np.ndarray, fn, batch_size: int) -> np.ndarray:
+    def _map(
+        self, data: ArrayDataset | np.ndarray, fn, batch_size: int, progress: bool | str = False
+    ) -> np.ndarray:
+        """``fn(x, y)`` over ``data`` in batches; ``progress`` (True or a label) shows a bar."""
+        from tqdm.auto import tqdm
+
         self.model.eval()
         data = self.prepare(data)
-        out = [fn(b.x, b.y).float().cpu() for b in Batches(data, batch_size, device=self.device)]
+        batches = Batches(data, batch_size, device=self.device)
+        label = progress if isinstance(progress, str) else "batches"
+        out = [
+            fn(b.x, b.y).float().cpu()
+            for b in tqdm(batches, desc=label, disable=not progress, leave=False, unit="batch")
+        ]
         return torch.cat(out).numpy()
 
-    def reconstruct(self, data: ArrayDataset | np.ndarray, batch_size: int = 1024) -> np.ndarray:
+    def reconstruct(
+        self, data: ArrayDataset | np.ndarray, batch_size: int = 1024, progress: bool | str = False
+    ) -> np.ndarray:
         """Reconstructions in model space (pixels in [0, 1]), shape (N, *input_shape)."""
-        return self._map(data, self.model.reconstruct, batch_size)
+        return self._map(data, self.model.reconstruct, batch_size, progress)
 
-    def encode(self, data: ArrayDataset | np.ndarray, batch_size: int = 1024) -> np.ndarray:
+    def encode(
+        self, data: ArrayDataset | np.ndarray, batch_size: int = 1024, progress: bool | str = False
+    ) -> np.ndarray:
         """Latent codes, shape (N, latent_dim)."""
-        return self._map(data, self.model.encode, batch_size)
+        return self._map(data, self.model.encode, batch_size, progress)
 
     def evaluate(self, data: ArrayDataset, batch_size: int = 1024, iw_samples: int = 0) -> dict[str, float]:
         """Test MSE, PSNR (dB) and SSIM (images) of the reconstructions of ``data``.

@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 from typing import Any
 
 from aekit.errors import AekitError, ConfigError
@@ -66,6 +67,11 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--latent-dim", type=int, help="size of the code")
     p.add_argument("--hidden", type=_sizes, help="hidden layer sizes, e.g. 128,64")
     p.add_argument(
+        "--noise",
+        metavar="KIND=LEVEL",
+        help="denoising: the noise to train against, e.g. gaussian=0.3, or a blind range gaussian=0.1,0.5",
+    )
+    p.add_argument(
         "--set",
         action="append",
         default=[],
@@ -97,6 +103,13 @@ def cmd_train(args: argparse.Namespace) -> int:
     }
     if args.no_amp:
         flags["train"]["amp"] = False
+    if args.noise:
+        from aekit.apps.denoise import parse_noise
+
+        kind, level = parse_noise(args.noise)
+        low, high = level if isinstance(level, tuple) else (level, 0.0)
+        flags["model"].update(noise=kind, noise_level=low, noise_level_max=high)
+        flags["model"]["name"] = flags["model"]["name"] or "denoising"
     for item in args.set:
         key, sep, value = item.partition("=")
         section, dot, name = key.partition(".")
@@ -140,6 +153,44 @@ def cmd_reconstruct(args: argparse.Namespace) -> int:
     x_hat = run.reconstruct(data)
     path = write_samples(args.output, x_hat, like=data, force=args.force)
     print(f"wrote {len(x_hat)} reconstructions to {path}")
+    return 0
+
+
+def cmd_denoise(args: argparse.Namespace) -> int:
+    import torch
+
+    import aekit
+    from aekit.apps.denoise import Denoiser, add_noise, comparison_figure, parse_noise, quality
+    from aekit.outputs import write_samples
+    from aekit.report.figures import save_figure
+
+    den = Denoiser.load(args.run, device=args.device)
+    data = den.run.prepare(aekit.load_dataset(args.input))
+    clean = den.run.prepare(aekit.load_dataset(args.clean)) if args.clean else None
+    if args.add_noise:
+        if clean is not None:
+            raise ConfigError("--add-noise makes INPUT the clean images; do not also pass --clean")
+        kind, level = parse_noise(args.add_noise)
+        clean, data = data, den.run.prepare(add_noise(data, kind, level, seed=args.seed))
+    for path in (args.output, args.figure):
+        if path and Path(path).exists() and not args.force:
+            raise ConfigError(f"{path}: already exists (pass --force to replace it)")
+    denoised = den(data, batch_size=args.batch_size, progress="denoising")
+    shown = torch.arange(min(10, len(data)))
+    noisy_x = data.take(shown)[0].numpy()
+    clean_x = clean.take(shown)[0].numpy() if clean is not None else None
+    figure = args.figure or (args.output if args.output.lower().endswith(".png") else None)
+    if figure:
+        save_figure(comparison_figure(noisy_x, denoised[: len(shown)], clean_x), figure)
+    if figure != args.output:
+        write_samples(args.output, denoised, like=clean if args.add_noise else data, force=args.force)
+    print(f"denoised {len(denoised)} samples with {args.run} (trained on noise: {den.noise}) -> {args.output}")
+    if clean is not None:
+        before = quality(data.take(torch.arange(len(data)))[0].numpy(), clean)
+        after = quality(denoised, clean)
+        for k, label in (("psnr", "PSNR (dB)"), ("ssim", "SSIM"), ("mse", "MSE")):
+            if k in after:
+                print(f"  {label:9s}  noisy {before[k]:9.4f}  denoised {after[k]:9.4f}")
     return 0
 
 
@@ -195,6 +246,23 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--force", action="store_true", help="replace an existing output")
     p.add_argument("--device", default="cpu")
+    p = sub.add_parser("denoise", help="denoise IDX, .npy or an image folder with a trained run")
+    p.add_argument("run")
+    p.add_argument("input", help="the noisy images (or the clean ones with --add-noise)")
+    p.add_argument(
+        "-o", "--output", required=True, help=".npy, IDX (*-ubyte[.gz]), a folder of PNGs, or a .png figure"
+    )
+    p.add_argument("--clean", help="the clean images, to print PSNR/SSIM and draw them in the figure")
+    p.add_argument(
+        "--add-noise",
+        metavar="KIND=LEVEL",
+        help="corrupt INPUT first (it is then the clean reference), e.g. gaussian=0.3",
+    )
+    p.add_argument("--seed", type=int, default=0, help="seed of --add-noise")
+    p.add_argument("--figure", help="write a noisy / denoised / clean figure to this .png")
+    p.add_argument("--batch-size", type=int, default=1024)
+    p.add_argument("--force", action="store_true", help="replace existing outputs")
+    p.add_argument("--device", default="cpu")
     sub.add_parser("datasets", help="list the named datasets and whether each is here")
     sub.add_parser("models", help="list the models")
     return parser
@@ -204,6 +272,7 @@ COMMANDS = {
     "train": cmd_train,
     "evaluate": cmd_evaluate,
     "reconstruct": cmd_reconstruct,
+    "denoise": cmd_denoise,
     "datasets": cmd_datasets,
     "models": cmd_models,
 }

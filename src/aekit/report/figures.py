@@ -29,6 +29,25 @@ def _show(ax, image: np.ndarray) -> None:
     ax.set_yticks([])
 
 
+def comparison_grid(rows: Sequence[tuple[str, object]], n: int = 10, title: str | None = None) -> Figure:
+    """Labelled rows of images, column i showing sample i in each row (e.g. noisy / denoised / clean).
+
+    Shape:
+        each row's images: (N, C, H, W) or (N, H, W), values in [0, 1].
+    """
+    arrays = [(label, _numpy(images)) for label, images in rows]
+    n = max(1, min(n, *(len(a) for _, a in arrays)))
+    fig = Figure(figsize=(1.2 * n, 1.3 * len(arrays)), layout="constrained")
+    axes = fig.subplots(len(arrays), n, squeeze=False)
+    for r, (label, images) in enumerate(arrays):
+        for i in range(n):
+            _show(axes[r, i], images[i])
+        axes[r, 0].set_ylabel(label, fontsize=8)
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
 def reconstruction_grid(originals, reconstructions, n: int = 10, title: str | None = None) -> Figure:
     """Originals on the top row, their reconstructions on the row under them.
 
@@ -36,24 +55,18 @@ def reconstruction_grid(originals, reconstructions, n: int = 10, title: str | No
         originals, reconstructions: (N, C, H, W) or (N, H, W) images, or (N, F) table rows, in [0, 1].
     """
     originals, reconstructions = _numpy(originals), _numpy(reconstructions)
+    if originals.ndim != 2:
+        return comparison_grid([("original", originals), ("reconstruction", reconstructions)], n, title)
     n = max(1, min(n, len(originals)))
-    table = originals.ndim == 2
-    fig = Figure(figsize=(1.2 * n if not table else 2.2 * n, 2.6 if not table else 2.4), layout="constrained")
-    axes = fig.subplots(1 if table else 2, n, squeeze=False)
+    fig = Figure(figsize=(2.2 * n, 2.4), layout="constrained")
+    axes = fig.subplots(1, n, squeeze=False)
     for i in range(n):
-        if table:
-            ax = axes[0, i]
-            ax.plot(originals[i], label="original", lw=1.2)
-            ax.plot(reconstructions[i], label="reconstruction", lw=1.2, ls="--")
-            ax.set_xlabel("feature")
-            if i == 0:
-                ax.legend(fontsize=7)
-        else:
-            _show(axes[0, i], originals[i])
-            _show(axes[1, i], reconstructions[i])
-    if not table:
-        axes[0, 0].set_ylabel("original", fontsize=8)
-        axes[1, 0].set_ylabel("reconstruction", fontsize=8)
+        ax = axes[0, i]
+        ax.plot(originals[i], label="original", lw=1.2)
+        ax.plot(reconstructions[i], label="reconstruction", lw=1.2, ls="--")
+        ax.set_xlabel("feature")
+        if i == 0:
+            ax.legend(fontsize=7)
     if title:
         fig.suptitle(title)
     return fig
