@@ -36,7 +36,13 @@ from aekit.models import build_model
 from aekit.report.figures import comparison_grid, save_figure
 from aekit.training.trainer import Trainer
 
-LEVELS = [("gaussian", 0.1), ("gaussian", 0.2), ("gaussian", 0.3), ("gaussian", 0.5), ("salt_and_pepper", 0.1)]
+LEVELS = [
+    ("gaussian", 0.1),
+    ("gaussian", 0.2),
+    ("gaussian", 0.3),
+    ("gaussian", 0.5),
+    ("salt_and_pepper", 0.1),
+]
 TUNE_IMAGES = 100
 
 

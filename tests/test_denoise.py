@@ -20,7 +20,19 @@ from aekit.errors import DataError
 def denoiser_run(tmp_path_factory, digits_small):
     """A dense denoising autoencoder trained briefly on 2000 real digits, gaussian sigma 0.3."""
     out = tmp_path_factory.mktemp("runs") / "den"
-    argv = ["train", "--data", "mnist-5k", "--limit", "2000", "--epochs", "8", "--batch-size", "16", "--lr", "0.003"]
+    argv = [
+        "train",
+        "--data",
+        "mnist-5k",
+        "--limit",
+        "2000",
+        "--epochs",
+        "8",
+        "--batch-size",
+        "16",
+        "--lr",
+        "0.003",
+    ]
     argv += ["--noise", "gaussian=0.3", "--latent-dim", "64", "--out", str(out), "--quiet"]
     assert main(argv) == 0
     return out
@@ -101,7 +113,9 @@ def test_cli_denoise_writes_outputs_and_reports_quality(denoiser_run, digits_sma
     # noisy files in and a folder of PNGs out
     noisy = add_noise(digits_small.subset(torch.arange(4)), "gaussian", 0.3)
     np.save(tmp_path / "noisy.npy", noisy.take(torch.arange(4))[0].numpy())
-    assert main(["denoise", str(denoiser_run), str(tmp_path / "noisy.npy"), "-o", str(tmp_path / "pngs")]) == 0
+    assert (
+        main(["denoise", str(denoiser_run), str(tmp_path / "noisy.npy"), "-o", str(tmp_path / "pngs")]) == 0
+    )
     assert len(list((tmp_path / "pngs").glob("*.png"))) == 4
 
 
@@ -112,7 +126,9 @@ def test_cli_denoise_refuses_bad_input_without_touching_outputs(denoiser_run, tm
     assert main(["denoise", str(denoiser_run), str(tmp_path / "x.npy"), "-o", str(out)]) == 2
     assert "already exists" in capsys.readouterr().err and out.read_bytes() == b"keep me"
     np.save(tmp_path / "small.npy", np.zeros((3, 8, 8), np.float32))
-    assert main(["denoise", str(denoiser_run), str(tmp_path / "small.npy"), "-o", str(tmp_path / "o.npy")]) == 2
+    assert (
+        main(["denoise", str(denoiser_run), str(tmp_path / "small.npy"), "-o", str(tmp_path / "o.npy")]) == 2
+    )
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "small.npy" in err and "do not fit" in err
     assert not (tmp_path / "o.npy").exists()

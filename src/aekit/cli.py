@@ -184,7 +184,9 @@ def cmd_denoise(args: argparse.Namespace) -> int:
         save_figure(comparison_figure(noisy_x, denoised[: len(shown)], clean_x), figure)
     if figure != args.output:
         write_samples(args.output, denoised, like=clean if args.add_noise else data, force=args.force)
-    print(f"denoised {len(denoised)} samples with {args.run} (trained on noise: {den.noise}) -> {args.output}")
+    print(
+        f"denoised {len(denoised)} samples with {args.run} (trained on noise: {den.noise}) -> {args.output}"
+    )
     if clean is not None:
         before = quality(data.take(torch.arange(len(data)))[0].numpy(), clean)
         after = quality(denoised, clean)

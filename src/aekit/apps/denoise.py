@@ -57,7 +57,9 @@ class Denoiser:
         c = self.run.model.config
         if not hasattr(c, "noise"):
             return "none"
-        level = f"{c.noise_level:g}" + (f"-{c.noise_level_max:g}" if c.noise_level_max > c.noise_level else "")
+        level = f"{c.noise_level:g}" + (
+            f"-{c.noise_level_max:g}" if c.noise_level_max > c.noise_level else ""
+        )
         return f"{c.noise} {level}"
 
     def __call__(
