@@ -9,6 +9,7 @@
 __version__ = "0.1.0"
 
 from aekit.api import Run, load, resume, train  # noqa: E402
+from aekit.apps.anomaly import AnomalyDetector  # noqa: E402
 from aekit.apps.denoise import Denoiser  # noqa: E402
 from aekit.data.dataset import ArrayDataset  # noqa: E402
 from aekit.data.sources import load_dataset  # noqa: E402
@@ -18,6 +19,7 @@ from aekit.models import MODELS, build_model  # noqa: E402
 __all__ = [
     "MODELS",
     "AekitError",
+    "AnomalyDetector",
     "ArrayDataset",
     "CheckpointError",
     "ConfigError",

@@ -196,6 +196,98 @@ def cmd_denoise(args: argparse.Namespace) -> int:
     return 0
 
 
+def _detect_report(det, data, normal: int, out_dir: Path | None, quiet: bool = False) -> dict[str, Any]:
+    """Print AUROC, AUPRC and the confusion matrix; draw the ROC curve and extremes when asked."""
+    from aekit.apps.anomaly import extremes_figure
+    from aekit.report.figures import roc_curve, save_figure
+
+    truth = (data.y != normal).numpy()
+    metrics = det.evaluate(data, truth)
+    cm = metrics["confusion"]
+    if not quiet:
+        print(
+            f"  AUROC {metrics['auroc']:.4f}  AUPRC {metrics['auprc']:.4f}  (anomalies = not class "
+            f"{data.classes[normal] if data.classes else normal}, {int(truth.sum())} of {len(truth)})"
+        )
+        rates = f"FPR {metrics['fpr']:.4f}, TPR {metrics['tpr']:.4f}"
+        print(f"  at threshold {metrics['threshold']:.5g}: {rates}")
+        print("                  flagged normal  flagged anomaly")
+        print(f"  true normal     {cm['tn']:14d}  {cm['fp']:15d}")
+        print(f"  true anomaly    {cm['fn']:14d}  {cm['tp']:15d}")
+    if out_dir is not None:
+        save_figure(roc_curve(truth, metrics["scores"], title=data.name), out_dir / "roc.png")
+        if data.is_image:
+            save_figure(extremes_figure(det, data, metrics["scores"]), out_dir / "extremes.png")
+    return metrics
+
+
+def cmd_detect_fit(args: argparse.Namespace) -> int:
+    import torch
+
+    import aekit
+    from aekit.apps.anomaly import AnomalyDetector, class_index
+    from aekit.data.sources import SOURCES
+    from aekit.fileio import atomic_write_json
+
+    out = Path(args.out)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise ConfigError(f"{out}: already exists; choose another --out")
+    data = aekit.load_dataset(args.data, "train", limit=args.limit)
+    normal = None
+    if args.normal_class is not None:
+        normal = class_index(data, args.normal_class)
+        data = data.subset(torch.nonzero(data.y == normal).flatten())
+        print(f"training on the {len(data)} samples of class {args.normal_class} in {args.data}")
+    options = {
+        k: getattr(args, k)
+        for k in ("fpr", "percentile", "contamination", "epochs", "latent_dim", "seed", "iw_samples")
+        if getattr(args, k) is not None
+    }
+    det = AnomalyDetector(model=args.model, score=args.score, device=args.device, **options)
+    det.fit(data, progress=not args.quiet)
+    det.save(out)
+    print(f"wrote {out} (score {det.score_name}, threshold {det.threshold_:.5g} for held-out normals)")
+    if normal is not None and args.data in SOURCES:
+        test = aekit.load_dataset(args.data, "test", limit=args.test_limit)
+        print(f"on {args.data} test ({len(test)} samples):")
+        metrics = _detect_report(det, test, normal, out)
+        summary = {k: v for k, v in metrics.items() if k != "scores"}
+        atomic_write_json(out / "evaluation.json", {"data": args.data, "normal_class": normal, **summary})
+    return 0
+
+
+def cmd_detect_score(args: argparse.Namespace) -> int:
+    import csv
+    import io
+
+    import aekit
+    from aekit.apps.anomaly import AnomalyDetector, class_index
+    from aekit.fileio import atomic_write_text
+
+    output = Path(args.output)
+    if output.exists() and not args.force:
+        raise ConfigError(f"{output}: already exists (pass --force to replace it)")
+    if output.suffix.lower() != ".csv":
+        raise ConfigError(f"{output}: scores are written as CSV; name the output *.csv")
+    det = AnomalyDetector.load(args.detector, device=args.device)
+    data = aekit.load_dataset(args.input, args.split, limit=args.limit)
+    scores = det.anomaly_score(data, progress=not args.quiet)
+    flagged = scores > det.threshold_
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(["index", "id", "label", "score", "anomaly"])
+    labels = data.y.tolist() if data.y is not None else [""] * len(data)
+    names = [data.classes[v] for v in labels] if data.classes and data.y is not None else labels
+    for i, (score, flag) in enumerate(zip(scores.tolist(), flagged.tolist(), strict=True)):
+        w.writerow([i, data.ids[i] if data.ids else "", names[i], f"{score:.8g}", int(flag)])
+    atomic_write_text(output, buf.getvalue())
+    print(f"scored {len(data)} samples: {int(flagged.sum())} flagged as anomalies -> {output}")
+    if args.normal_class is not None:
+        figures = output.parent if args.figures else None
+        _detect_report(det, data, class_index(data, args.normal_class), figures)
+    return 0
+
+
 def cmd_datasets(args: argparse.Namespace) -> int:
     from aekit.data.sources import SCHEMES, SOURCES
 
@@ -265,6 +357,37 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=1024)
     p.add_argument("--force", action="store_true", help="replace existing outputs")
     p.add_argument("--device", default="cpu")
+    p = sub.add_parser("detect", help="anomaly detection: fit a detector, score data")
+    dsub = p.add_subparsers(dest="detect_command", required=True, metavar="fit|score")
+    p = dsub.add_parser("fit", help="train a detector on normal data and calibrate its threshold")
+    p.add_argument("--data", default="mnist-5k", help="dataset name, scheme:PATH or path")
+    p.add_argument("--normal-class", help="train on this class only (name or index); test on all")
+    p.add_argument("--out", required=True, help="detector directory to create")
+    p.add_argument("--model", default="auto", help="model (default: conv for images, dense for tables)")
+    p.add_argument("--score", default="auto", help="auto, mse, ssim, nll, latent or combined")
+    rule = p.add_mutually_exclusive_group()
+    rule.add_argument("--fpr", type=float, help="target false-positive rate on normal data (default 0.01)")
+    rule.add_argument("--percentile", type=float, help="threshold at this percentile of normal scores")
+    rule.add_argument("--contamination", type=float, help="share of anomalies in the training data")
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--latent-dim", type=int)
+    p.add_argument("--iw-samples", type=int, help="nll score: importance samples")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--limit", type=int, help="use only the first N training samples")
+    p.add_argument("--test-limit", type=int, help="evaluate on the first N test samples")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--quiet", action="store_true")
+    p = dsub.add_parser("score", help="score samples with a detector; write a CSV")
+    p.add_argument("detector")
+    p.add_argument("input", help="dataset name, scheme:PATH or path (IDX, .npy, images, CSV)")
+    p.add_argument("-o", "--output", required=True, help="scores.csv")
+    p.add_argument("--split", default="test", choices=("train", "test"), help="for named datasets")
+    p.add_argument("--limit", type=int)
+    p.add_argument("--normal-class", help="labels present: print AUROC etc. with this class as normal")
+    p.add_argument("--figures", action="store_true", help="with --normal-class: roc.png and extremes.png")
+    p.add_argument("--force", action="store_true")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--quiet", action="store_true")
     sub.add_parser("datasets", help="list the named datasets and whether each is here")
     sub.add_parser("models", help="list the models")
     return parser
@@ -275,6 +398,7 @@ COMMANDS = {
     "evaluate": cmd_evaluate,
     "reconstruct": cmd_reconstruct,
     "denoise": cmd_denoise,
+    "detect": lambda args: {"fit": cmd_detect_fit, "score": cmd_detect_score}[args.detect_command](args),
     "datasets": cmd_datasets,
     "models": cmd_models,
 }

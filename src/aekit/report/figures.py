@@ -114,6 +114,24 @@ def loss_curves(history: Sequence[dict[str, float]]) -> Figure:
     return fig
 
 
+def roc_curve(truth, scores, title: str | None = None) -> Figure:
+    """The ROC curve of ``scores`` (higher = more positive) against boolean ``truth``, with its AUROC."""
+    from sklearn.metrics import roc_auc_score
+    from sklearn.metrics import roc_curve as _roc
+
+    fpr, tpr, _ = _roc(np.asarray(truth), np.asarray(scores))
+    fig = Figure(figsize=(3.6, 3.4), layout="constrained")
+    ax = fig.subplots()
+    ax.plot(fpr, tpr, lw=1.5, label=f"AUROC {roc_auc_score(truth, scores):.3f}")
+    ax.plot([0, 1], [0, 1], ls=":", c="grey", lw=1, label="chance")
+    ax.set_xlabel("false-positive rate")
+    ax.set_ylabel("true-positive rate")
+    ax.legend(loc="lower right", fontsize=8)
+    if title:
+        ax.set_title(title, fontsize=9)
+    return fig
+
+
 def save_figure(fig: Figure, path: str | Path, dpi: int = 100) -> Path:
     """Write ``fig`` as PNG to ``path`` atomically (a half-written PNG never has the final name)."""
     with atomic_path(path) as tmp:

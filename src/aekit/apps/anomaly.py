@@ -1,0 +1,377 @@
+"""Anomaly detection with an autoencoder trained on normal data, in scikit-learn's style.
+
+>>> det = aekit.AnomalyDetector(model="conv", fpr=0.01).fit(normal_images)
+>>> det.predict(images)            # +1 normal, -1 anomaly (scikit-learn's convention)
+>>> det.anomaly_score(images)      # higher = more anomalous
+>>> det.save("det/"); det = aekit.AnomalyDetector.load("det/")
+
+``score_samples`` follows scikit-learn (higher = more *normal*: it is minus the anomaly score);
+``decision_function`` is ``score_samples`` minus the threshold's offset, negative for anomalies.
+
+Scores (``score``):
+
+- ``mse``: mean squared reconstruction error per sample.
+- ``ssim``: 1 - SSIM of the reconstruction (images).
+- ``nll``: a one-sample negative ELBO per sample (VAE family), or the importance-weighted
+  negative log-likelihood with ``iw_samples`` > 1.
+- ``latent``: minus the log-density of the code under a Gaussian mixture fitted to the codes
+  of the training data.
+- ``combined``: the mean of ``mse`` and ``latent``, each standardised by its median and
+  interquartile range on the held-out normal data.
+- ``auto`` (default): ``nll`` for the VAE family, else ``combined``.
+
+The threshold is calibrated on normal data held out from training (``calibration_fraction``):
+the score that a share ``fpr`` of it exceeds, or a ``percentile`` of its scores, or, when the
+training data itself is contaminated, the ``1 - contamination`` quantile. Never the maximum
+training error.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors import SafetensorError
+from safetensors.numpy import load_file, save_file
+
+from aekit.api import Run, load
+from aekit.config import resolve
+from aekit.data.batches import Batches
+from aekit.data.dataset import ArrayDataset
+from aekit.errors import CheckpointError, ConfigError, DataError
+from aekit.evaluation.metrics import ssim
+from aekit.fileio import atomic_path, atomic_write_json
+from aekit.models.registry import build_model
+from aekit.training import checkpoint
+from aekit.training.trainer import Trainer, resolve_device
+
+SCORES = ("auto", "mse", "ssim", "nll", "latent", "combined")
+DETECTOR = "detector.json"
+DENSITY = "density.safetensors"
+
+
+@dataclass(frozen=True)
+class DetectorConfig:
+    """How the detector is built, scored and thresholded (saved in ``detector.json``)."""
+
+    model: str = "auto"
+    score: str = "auto"
+    latent_dim: int = 32
+    fpr: float | None = None
+    percentile: float | None = None
+    contamination: float | None = None
+    calibration_fraction: float = 0.2
+    mixture_components: int = 5
+    iw_samples: int = 0
+    epochs: int = 20
+    batch_size: int = 128
+    lr: float = 2e-3
+    seed: int = 0
+    device: str = "auto"
+    model_options: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        given = [k for k in ("fpr", "percentile", "contamination") if getattr(self, k) is not None]
+        if len(given) > 1:
+            raise ConfigError(f"choose one threshold rule, not {' and '.join(given)}")
+        checks = [
+            (self.score in SCORES, f"score must be one of {', '.join(SCORES)}, not {self.score!r}"),
+            (self.fpr is None or 0 < self.fpr < 1, "fpr must lie in (0, 1)"),
+            (self.percentile is None or 0 < self.percentile < 100, "percentile must lie in (0, 100)"),
+            (
+                self.contamination is None or 0 < self.contamination < 0.5,
+                "contamination must lie in (0, 0.5)",
+            ),
+            (0 < self.calibration_fraction < 1, "calibration_fraction must lie in (0, 1)"),
+            (self.mixture_components >= 1, "mixture_components must be at least 1"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ConfigError(f"detector: {message}")
+
+    @property
+    def quantile(self) -> float:
+        """The quantile of the calibration scores that becomes the threshold (fpr 0.01 by default)."""
+        if self.percentile is not None:
+            return self.percentile / 100
+        if self.contamination is not None:
+            return 1 - self.contamination
+        return 1 - (self.fpr if self.fpr is not None else 0.01)
+
+
+class AnomalyDetector:
+    """An autoencoder trained on normal data, a score, and a threshold calibrated on held-out normals.
+
+    Args:
+        model: A registered model name (``conv``, ``dense``, ``vae``...); ``auto``: conv for images,
+            dense for tables.
+        score: See the module docstring; ``auto`` picks.
+        fpr / percentile / contamination: The threshold rule (one of them; fpr 0.01 by default).
+        **options: Other :class:`DetectorConfig` fields (epochs, latent_dim, model_options...).
+
+    Attributes (after fit): ``run`` (the trained model), ``threshold_`` (on the anomaly score),
+    ``offset_`` (= -threshold_, scikit-learn's convention), ``calibration_scores_``.
+    """
+
+    def __init__(self, model: str = "auto", score: str = "auto", **options: Any) -> None:
+        self.config = DetectorConfig(model=model, score=score, **options)
+        self.run: Run | None = None
+        self.threshold_: float | None = None
+        self.calibration_scores_: np.ndarray | None = None
+        self._stats: dict[str, list[float]] = {}
+        self._gmm = None
+
+    # --- scikit-learn's interface -------------------------------------------------------------------
+    @property
+    def offset_(self) -> float:
+        return -self._fitted().threshold_
+
+    def fit(self, X: ArrayDataset | np.ndarray, y: Any = None, progress: bool = False) -> AnomalyDetector:
+        """Train on normal samples ``X`` and calibrate the threshold on a held-out share of them."""
+        c = self.config
+        data = _dataset(X)
+        if c.model == "auto":
+            c = self.config = dataclasses.replace(c, model="conv" if data.is_image else "dense")
+        fit_set, calibration = data.split(c.calibration_fraction, seed=c.seed)
+        layers = [
+            {
+                "model": {"name": c.model, "latent_dim": c.latent_dim, **c.model_options},
+                "data": {"source": data.name},
+                "train": {"epochs": c.epochs, "batch_size": c.batch_size, "lr": c.lr, "seed": c.seed},
+            }
+        ]
+        config = resolve(layers, input_shape=data.shape, num_classes=len(data.classes or ()) or None)
+        torch.manual_seed(c.seed)
+        model = build_model(config.model, config.model_config)
+        train_cfg = dataclasses.replace(config.train, val_fraction=0.0, schedule="onecycle", device=c.device)
+        from aekit.training.callbacks import ProgressBar
+
+        trainer = Trainer(model, train_cfg, [ProgressBar(progress)])
+        trainer.fit(fit_set)
+        self.run = Run(config, data.describe(), trainer.model.eval(), None, trainer.history)
+        if self.score_name in ("latent", "combined"):
+            from sklearn.mixture import GaussianMixture
+
+            codes = self.run.encode(fit_set).astype(np.float64)  # float64: scores match after load
+            self._gmm = GaussianMixture(
+                min(c.mixture_components, len(codes)),
+                covariance_type="full",
+                reg_covar=1e-4,
+                random_state=c.seed,
+            ).fit(codes)
+        if self.score_name == "combined":
+            parts = self._parts(calibration)
+            for name, values in parts.items():
+                q25, q50, q75 = np.percentile(values, [25, 50, 75])
+                self._stats[name] = [float(q50), float(max(q75 - q25, 1e-12))]
+        self.calibration_scores_ = self.anomaly_score(calibration)
+        self.threshold_ = float(np.quantile(self.calibration_scores_, c.quantile, method="higher"))
+        return self
+
+    def score_samples(self, X: ArrayDataset | np.ndarray) -> np.ndarray:
+        """scikit-learn's convention: higher = more normal (minus :meth:`anomaly_score`)."""
+        return -self.anomaly_score(X)
+
+    def decision_function(self, X: ArrayDataset | np.ndarray) -> np.ndarray:
+        """``score_samples - offset_``: negative for anomalies, positive for normal samples."""
+        return self.score_samples(X) - self.offset_
+
+    def predict(self, X: ArrayDataset | np.ndarray) -> np.ndarray:
+        """+1 for normal samples, -1 for anomalies (scikit-learn's convention)."""
+        return np.where(self.anomaly_score(X) > self._fitted().threshold_, -1, 1)
+
+    # --- scores -------------------------------------------------------------------------------------
+    @property
+    def score_name(self) -> str:
+        """The score in use (``auto`` resolved for the model)."""
+        if self.config.score != "auto":
+            return self.config.score
+        from aekit.models import MODELS
+
+        family = MODELS[self.config.model].cls if self.config.model in MODELS else None
+        return "nll" if family is not None and hasattr(family, "nll") else "combined"
+
+    def anomaly_score(self, X: ArrayDataset | np.ndarray, progress: bool = False) -> np.ndarray:
+        """One score per sample, higher = more anomalous. Shape: (N,)."""
+        parts = self._parts(X, progress)
+        if self.score_name != "combined":
+            return parts[self.score_name]
+        return np.mean([(parts[k] - m) / s for k, (m, s) in self._stats.items()], axis=0)
+
+    def reconstruct(self, X: ArrayDataset | np.ndarray) -> np.ndarray:
+        return self._fitted().run.reconstruct(_dataset(X))
+
+    def _parts(self, X: ArrayDataset | np.ndarray, progress: bool = False) -> dict[str, np.ndarray]:
+        run = self._fitted(calibrating=True).run
+        data = run.prepare(_dataset(X))
+        name = self.score_name
+        want = {"mse", "latent"} if name == "combined" else {name}
+        out: dict[str, list[np.ndarray]] = {k: [] for k in want}
+        model = run.model.eval()
+        if "nll" in want and not hasattr(model, "nll"):
+            raise ConfigError(
+                f"score 'nll' needs a model with a likelihood (vae, cvae), not {self.config.model!r}"
+            )
+        if "ssim" in want and not data.is_image:
+            raise ConfigError("score 'ssim' needs images; use mse for tables")
+        from tqdm.auto import tqdm
+
+        torch.manual_seed(self.config.seed)  # nll samples: fixed, so that scores repeat
+        with torch.no_grad():
+            for b in tqdm(Batches(data, 1024, device=run.device), disable=not progress, leave=False):
+                if "mse" in want or "ssim" in want:
+                    x_hat = model.reconstruct(b.x, b.y)
+                    if "mse" in want:
+                        out["mse"].append(((x_hat - b.x) ** 2).flatten(1).mean(1).cpu().numpy())
+                    if "ssim" in want:
+                        out["ssim"].append((1 - ssim(b.x, x_hat)).cpu().numpy())
+                if "nll" in want:
+                    k = max(1, self.config.iw_samples)  # k = 1: a one-sample negative ELBO
+                    out["nll"].append(model.nll(b.x, b.y, k=k).cpu().numpy())
+                if "latent" in want:
+                    out["latent"].append(model.encode(b.x, b.y).float().cpu().numpy())
+        result = {k: np.concatenate(v).astype(np.float64) for k, v in out.items()}
+        if "latent" in result:
+            result["latent"] = -self._gmm.score_samples(result["latent"])
+        return result
+
+    def _fitted(self, calibrating: bool = False) -> AnomalyDetector:
+        if self.run is None or (self.threshold_ is None and not calibrating):
+            raise ConfigError("this AnomalyDetector is not fitted yet: call fit(X) first")
+        return self
+
+    # --- labels -------------------------------------------------------------------------------------
+    def evaluate(self, X: ArrayDataset | np.ndarray, is_anomaly: np.ndarray) -> dict[str, Any]:
+        """AUROC, AUPRC (anomalies as the positive class) and the confusion matrix at the threshold."""
+        from sklearn.metrics import average_precision_score, confusion_matrix, roc_auc_score
+
+        truth = np.asarray(is_anomaly).astype(bool)
+        scores = self.anomaly_score(X)
+        if truth.all() or not truth.any():
+            raise DataError("AUROC needs both normal and anomalous samples among the labels")
+        flagged = scores > self._fitted().threshold_
+        (tn, fp), (fn, tp) = confusion_matrix(truth, flagged, labels=[False, True])
+        return {
+            "auroc": float(roc_auc_score(truth, scores)),
+            "auprc": float(average_precision_score(truth, scores)),
+            "threshold": self.threshold_,
+            "confusion": {"tn": int(tn), "fp": int(fp), "fn": int(fn), "tp": int(tp)},
+            "fpr": fp / max(1, fp + tn),
+            "tpr": tp / max(1, tp + fn),
+            "scores": scores,
+        }
+
+    # --- files --------------------------------------------------------------------------------------
+    def save(self, directory: str | Path) -> Path:
+        """A run directory (``config.json`` + ``model.safetensors``) plus ``detector.json`` and,
+        for latent scores, ``density.safetensors``. No pickle anywhere; each file atomic."""
+        self._fitted()
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        checkpoint.write_config(directory, self.run.config, self.run.dataset)
+        checkpoint.save_weights(directory, self.run.model)
+        if self._gmm is not None:
+            g = self._gmm
+            arrays = {
+                "weights": g.weights_,
+                "means": g.means_,
+                "covariances": g.covariances_,
+                "precisions_cholesky": g.precisions_cholesky_,
+            }
+            with atomic_path(directory / DENSITY) as tmp:
+                save_file({k: np.ascontiguousarray(v, dtype=np.float64) for k, v in arrays.items()}, str(tmp))
+        state = {
+            "config": dataclasses.asdict(self.config),
+            "score": self.score_name,
+            "threshold": self.threshold_,
+            "stats": self._stats,
+            "calibration_scores": self.calibration_scores_.tolist(),
+        }
+        atomic_write_json(directory / DETECTOR, state)
+        return directory
+
+    @classmethod
+    def load(cls, directory: str | Path, device: str = "cpu") -> AnomalyDetector:
+        """Load a saved detector on ``device`` (CPU by default, whatever trained it)."""
+        directory = Path(directory)
+        path = directory / DETECTOR
+        try:
+            state = json.loads(path.read_text(encoding="utf-8"))
+            config = DetectorConfig(**{**state["config"], "device": device})
+            det = cls.__new__(cls)
+            det.config = config
+            det.threshold_ = float(state["threshold"])
+            det._stats = {k: [float(v[0]), float(v[1])] for k, v in state.get("stats", {}).items()}
+            det.calibration_scores_ = np.asarray(state["calibration_scores"], dtype=np.float64)
+        except FileNotFoundError:
+            raise CheckpointError(f"{path}: missing (is {directory} a detector directory?)") from None
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError, ValueError) as e:
+            raise CheckpointError(f"{path}: not a valid detector file ({type(e).__name__}: {e})") from None
+        det.run = load(directory, device=str(resolve_device(device)))
+        det._gmm = None
+        if det.score_name in ("latent", "combined"):
+            det._gmm = _load_mixture(directory / DENSITY)
+        return det
+
+
+def _load_mixture(path: Path):
+    """A scikit-learn GaussianMixture rebuilt from its fitted arrays (no pickle)."""
+    from sklearn.mixture import GaussianMixture
+
+    try:
+        arrays = load_file(str(path))
+        weights, means = arrays["weights"], arrays["means"]
+        covariances, chol = arrays["covariances"], arrays["precisions_cholesky"]
+        if chol.ndim != 3 or means.shape != chol.shape[:2] or len(weights) != len(means):
+            raise ValueError(f"shapes {weights.shape}, {means.shape}, {chol.shape} do not agree")
+        gmm = GaussianMixture(len(weights), covariance_type="full")
+        gmm.weights_, gmm.means_, gmm.covariances_ = weights, means, covariances
+        gmm.precisions_cholesky_ = chol  # exactly the factors it scored with when fitted
+    except FileNotFoundError:
+        raise CheckpointError(f"{path}: missing") from None
+    except (SafetensorError, OSError, KeyError, ValueError) as e:
+        raise CheckpointError(f"{path}: corrupt latent density ({type(e).__name__}: {e})") from None
+    return gmm
+
+
+def _dataset(X: ArrayDataset | np.ndarray) -> ArrayDataset:
+    if isinstance(X, ArrayDataset):
+        return X
+    from aekit.data.files import from_array
+
+    return from_array(np.asarray(X), "array")
+
+
+def extremes_figure(det: AnomalyDetector, data: ArrayDataset, scores: np.ndarray, n: int = 8):
+    """The ``n`` most and least anomalous images, each above its reconstruction."""
+    from aekit.report.figures import comparison_grid
+
+    data = det.run.prepare(data)
+    order = np.argsort(scores)
+    most, least = order[::-1][:n].copy(), order[:n].copy()
+    rows = []
+    for label, idx in (("most anomalous", most), ("least anomalous", least)):
+        x = data.subset(idx).take(torch.arange(len(idx)))[0].numpy()
+        rows += [(label, x), ("reconstruction", det.run.reconstruct(data.subset(idx)))]
+    return comparison_grid(rows, n)
+
+
+def class_index(data: ArrayDataset, normal_class: str) -> int:
+    """The label index of ``normal_class``, given as a class name or an index.
+
+    Raises:
+        DataError: the data has no labels, or no such class.
+    """
+    if data.y is None:
+        raise DataError(f"{data.name}: has no labels, so --normal-class cannot pick the normal samples")
+    names = list(data.classes or [])
+    if normal_class in names:
+        return names.index(normal_class)
+    if normal_class.isdigit() and int(normal_class) < max(len(names), int(data.y.max()) + 1):
+        return int(normal_class)
+    raise DataError(f"{data.name}: no class {normal_class!r} (classes: {', '.join(names) or 'numbered'})")

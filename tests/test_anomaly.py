@@ -1,0 +1,156 @@
+"""Anomaly detection: separation, calibrated thresholds, save/load, tables, the CLI."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+import torch
+
+import aekit
+from aekit.apps.anomaly import AnomalyDetector, DetectorConfig
+from aekit.cli import main
+from aekit.errors import CheckpointError, ConfigError, DataError
+
+
+def _rows(n: int, seed: int, shift: float = 0.0) -> np.ndarray:
+    """A 12-column table in [0, 1] on a 3-dimensional manifold; ``shift`` moves off it."""
+    rng = np.random.default_rng(seed)
+    basis = np.random.default_rng(0).normal(size=(3, 12))
+    z = rng.normal(size=(n, 3))
+    x = z @ basis + 0.05 * rng.normal(size=(n, 12))
+    x[:, :4] += shift * rng.normal(size=(n, 4))
+    return (1 / (1 + np.exp(-x / 3))).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def digit_data():
+    data = aekit.load_dataset("mnist-5k", "train")
+    zeros = data.subset(torch.nonzero(data.y == 0).flatten())
+    test = aekit.load_dataset("mnist-5k", "test")
+    pick = torch.nonzero((test.y == 0) | (test.y == 7)).flatten()
+    return zeros, test.subset(pick)
+
+
+@pytest.fixture(scope="module")
+def digit_detector(digit_data):
+    zeros, _ = digit_data
+    opts = {"epochs": 15, "latent_dim": 16, "batch_size": 32, "device": "cpu", "fpr": 0.05}
+    return AnomalyDetector(model="dense", score="combined", **opts).fit(zeros)
+
+
+def test_zeros_against_sevens_separate_well_above_chance(digit_detector, digit_data):
+    _, test = digit_data
+    metrics = digit_detector.evaluate(test, (test.y == 7).numpy())
+    assert metrics["auroc"] > 0.9
+    assert metrics["auprc"] > 0.8
+    cm = metrics["confusion"]
+    assert sum(cm.values()) == len(test)
+    pred = digit_detector.predict(test)
+    assert set(np.unique(pred)) <= {-1, 1}
+    assert int((pred == -1).sum()) == cm["fp"] + cm["tp"]
+    # scikit-learn's conventions: score_samples higher = more normal; decision_function < 0 = anomaly
+    np.testing.assert_allclose(digit_detector.score_samples(test), -digit_detector.anomaly_score(test))
+    np.testing.assert_array_equal(digit_detector.decision_function(test) < 0, pred == -1)
+
+
+def test_threshold_at_a_target_fpr_holds_on_fresh_normals():
+    det = AnomalyDetector(model="dense", score="mse", fpr=0.05, epochs=6, latent_dim=3, device="cpu")
+    det.fit(_rows(6000, seed=1))
+    fresh = _rows(4000, seed=2)
+    fpr = float((det.predict(fresh) == -1).mean())
+    assert abs(fpr - 0.05) < 0.02
+    assert float((det.predict(_rows(1000, seed=3, shift=2.0)) == -1).mean()) > 0.5
+
+
+def test_threshold_rules_and_their_checks():
+    assert DetectorConfig().quantile == pytest.approx(0.99)
+    assert DetectorConfig(percentile=95).quantile == pytest.approx(0.95)
+    assert DetectorConfig(contamination=0.1).quantile == pytest.approx(0.9)
+    with pytest.raises(ConfigError, match="one threshold rule"):
+        DetectorConfig(fpr=0.01, percentile=99)
+    with pytest.raises(ConfigError, match="score must be one of"):
+        AnomalyDetector(score="vibes")
+    with pytest.raises(ConfigError, match="not fitted"):
+        AnomalyDetector().predict(np.zeros((2, 4), np.float32))
+    with pytest.raises(ConfigError, match="needs a model with a likelihood"):
+        AnomalyDetector(model="dense", score="nll", epochs=1, device="cpu").fit(_rows(200, 0))
+
+
+def test_save_and_load_give_identical_scores(digit_detector, digit_data, tmp_path):
+    _, test = digit_data
+    digit_detector.save(tmp_path / "det")
+    assert not list(tmp_path.glob("det/*.pkl"))
+    back = AnomalyDetector.load(tmp_path / "det")
+    np.testing.assert_array_equal(back.anomaly_score(test), digit_detector.anomaly_score(test))
+    assert back.threshold_ == digit_detector.threshold_ and back.score_name == "combined"
+
+
+def test_a_damaged_detector_is_refused_with_the_file_named(digit_detector, tmp_path):
+    d = digit_detector.save(tmp_path / "det")
+    (d / "density.safetensors").write_bytes(b"not a tensor file")
+    with pytest.raises(CheckpointError, match="density.safetensors"):
+        AnomalyDetector.load(d)
+    (d / "detector.json").write_text("{")
+    with pytest.raises(CheckpointError, match="detector.json"):
+        AnomalyDetector.load(d)
+    with pytest.raises(CheckpointError, match="detector.json: missing"):
+        AnomalyDetector.load(tmp_path)
+
+
+def test_vae_scores_with_its_likelihood(digit_data):
+    zeros, test = digit_data
+    det = AnomalyDetector(model="vae", epochs=4, latent_dim=8, device="cpu", iw_samples=5).fit(zeros)
+    assert det.score_name == "nll"
+    scores = det.anomaly_score(test)
+    assert scores.shape == (len(test),) and np.isfinite(scores).all()
+    np.testing.assert_array_equal(scores, det.anomaly_score(test))  # seeded: the same twice
+
+
+def test_csv_tables_numeric_work_and_categorical_or_missing_values_are_refused(tmp_path):
+    rows = _rows(600, seed=4)
+    path = tmp_path / "table.csv"
+    path.write_text("\n".join([",".join(f"c{i}" for i in range(12))] + [",".join(map(str, r)) for r in rows]))
+    det = AnomalyDetector(score="mse", epochs=2, latent_dim=3, device="cpu").fit(
+        aekit.load_dataset(str(path))
+    )
+    assert det.config.model == "dense"  # auto: dense for tables
+    bad = tmp_path / "mixed.csv"
+    bad.write_text("size,colour\n1.0,red\n2.0,blue\n")
+    with pytest.raises(DataError, match="mixed.csv"):
+        aekit.load_dataset(str(bad))
+    gap = tmp_path / "gap.csv"
+    gap.write_text("a,b\n1.0,2.0\n,3.0\n")
+    with pytest.raises(DataError, match="gap.csv"):
+        aekit.load_dataset(str(gap))
+
+
+def test_cli_fit_and_score(tmp_path, capsys):
+    det = tmp_path / "det"
+    argv = ["detect", "fit", "--data", "mnist-5k", "--normal-class", "1", "--limit", "1500"]
+    argv += ["--epochs", "2", "--test-limit", "300", "--device", "cpu", "--out", str(det), "--quiet"]
+    assert main(argv) == 0
+    text = capsys.readouterr().out
+    assert "AUROC" in text and "true anomaly" in text
+    assert (det / "roc.png").is_file() and (det / "extremes.png").is_file()
+    evaluation = json.loads((det / "evaluation.json").read_text())
+    assert 0 <= evaluation["auroc"] <= 1 and evaluation["normal_class"] == 1
+    out = tmp_path / "scores.csv"
+    argv = ["detect", "score", str(det), "mnist-5k", "--limit", "50", "-o", str(out), "--quiet"]
+    assert main(argv) == 0
+    with open(out) as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 50 and set(rows[0]) == {"index", "id", "label", "score", "anomaly"}
+    assert all(r["anomaly"] in ("0", "1") for r in rows)
+    # an existing output is kept; a second fit into the same directory is refused
+    assert main(argv) == 2 and "already exists" in capsys.readouterr().err
+    assert main(["detect", "fit", "--data", "mnist-5k", "--out", str(det), "--epochs", "1"]) == 2
+    assert (
+        main(
+            ["detect", "fit", "--data", "mnist-5k", "--normal-class", "eleven", "--out", str(tmp_path / "x")]
+        )
+        == 2
+    )
+    assert "no class 'eleven'" in capsys.readouterr().err
