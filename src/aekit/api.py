@@ -252,4 +252,7 @@ def _fit(
             )
             samples = run.model.sample(64, generator=generator, y=labels).float().cpu().numpy()
         save_figure(image_grid(samples, nrow=8), run_dir / "samples.png")
+    from aekit.report.html import REPORT, write_report
+
+    write_report([run], run_dir / REPORT, [val_set])
     return run

@@ -288,6 +288,63 @@ def cmd_detect_score(args: argparse.Namespace) -> int:
     return 0
 
 
+def _test_data(run, name: str | None, limit: int):
+    """The test split of the run's (or the named) dataset, or None with a note when it is not here."""
+    import aekit
+    from aekit.errors import DataError
+
+    source = name or run.config.data.source
+    try:
+        return aekit.load_dataset(source, "test", limit=limit)
+    except DataError as e:
+        print(f"note: no test data for {run.path} ({e}); the report leaves out test metrics")
+        return None
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    import aekit
+    from aekit.report.html import REPORT, write_report
+
+    runs = [aekit.load(r) for r in args.runs]
+    out = Path(args.output) if args.output else (runs[0].path / REPORT if len(runs) == 1 else None)
+    if out is None:
+        raise ConfigError("several runs: name the page with -o compare.html")
+    data = [None if args.no_data else _test_data(run, args.data, args.limit) for run in runs]
+    write_report(runs, out, data)
+    print(f"wrote {out}")
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    import aekit
+
+    rows = []
+    for path in args.runs:
+        run = aekit.load(path)
+        last = run.history[-1] if run.history else {}
+        row = {"run": str(path), "model": run.config.model, "epochs": len(run.history)}
+        row.update(
+            {
+                k: v
+                for k, v in last.items()
+                if k.startswith(("train/", "val/")) and k.endswith(("loss", "mse"))
+            }
+        )
+        if not args.no_data and (data := _test_data(run, args.data, args.limit)) is not None:
+            row.update({f"test/{k}": v for k, v in run.evaluate(data).items() if k != "n"})
+        rows.append(row)
+    columns = list(dict.fromkeys(k for row in rows for k in row))
+    text = [
+        [str(r.get(c, "")) if not isinstance(r.get(c), float) else f"{r[c]:.5f}" for c in columns]
+        for r in rows
+    ]
+    widths = [max(len(c), *(len(t[i]) for t in text)) for i, c in enumerate(columns)]
+    print("  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)))
+    for t in text:
+        print("  ".join(v.ljust(w) for v, w in zip(t, widths, strict=True)))
+    return 0
+
+
 def cmd_datasets(args: argparse.Namespace) -> int:
     from aekit.data.sources import SCHEMES, SOURCES
 
@@ -388,6 +445,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true")
     p.add_argument("--device", default="cpu")
     p.add_argument("--quiet", action="store_true")
+    p = sub.add_parser("report", help="write report.html for a run, or one page for several runs")
+    p.add_argument("runs", nargs="+", metavar="RUN")
+    p.add_argument("-o", "--output", help="the page (default RUN/report.html for one run)")
+    p.add_argument("--data", help="test data (default: the test split of each run's dataset)")
+    p.add_argument("--limit", type=int, default=2000, help="test samples to use (default 2000)")
+    p.add_argument("--no-data", action="store_true", help="leave out test metrics and maps")
+    p = sub.add_parser("compare", help="print a table of several runs' metrics")
+    p.add_argument("runs", nargs="+", metavar="RUN")
+    p.add_argument("--data", help="test data (default: the test split of each run's dataset)")
+    p.add_argument("--limit", type=int, default=2000)
+    p.add_argument("--no-data", action="store_true", help="only the training log's metrics")
     sub.add_parser("datasets", help="list the named datasets and whether each is here")
     sub.add_parser("models", help="list the models")
     return parser
@@ -399,6 +467,8 @@ COMMANDS = {
     "reconstruct": cmd_reconstruct,
     "denoise": cmd_denoise,
     "detect": lambda args: {"fit": cmd_detect_fit, "score": cmd_detect_score}[args.detect_command](args),
+    "report": cmd_report,
+    "compare": cmd_compare,
     "datasets": cmd_datasets,
     "models": cmd_models,
 }

@@ -97,8 +97,12 @@ def loss_curves(history: Sequence[dict[str, float]]) -> Figure:
     """One panel per loss term, train and validation against the epoch; log scale when positive."""
     terms = sorted({k.split("/", 1)[1] for r in history for k in r if k.startswith(("train/", "val/"))})
     terms = sorted(terms, key=lambda t: (t != "loss", t))  # the total first
-    fig = Figure(figsize=(3.2 * max(1, len(terms)), 2.8), layout="constrained")
-    axes = fig.subplots(1, max(1, len(terms)), squeeze=False)[0]
+    cols = max(1, min(3, len(terms)))
+    rows = max(1, -(-len(terms) // cols))
+    fig = Figure(figsize=(3.2 * cols, 2.6 * rows), layout="constrained")
+    axes = fig.subplots(rows, cols, squeeze=False).flatten()
+    for ax in axes[len(terms) :]:
+        ax.axis("off")
     for ax, term in zip(axes, terms, strict=False):
         values = []
         for split, style in (("train", "-"), ("val", "--")):
