@@ -74,8 +74,13 @@ def main() -> None:
 
     train = load_dataset("fashion-mnist", "train")
     test = load_dataset("fashion-mnist", "test")
-    print(f"Fashion-MNIST one-class: train on one class (6,000), score all 10,000 test images; {args.epochs} epochs")
-    columns = ["aekit (combined)", "aekit mse", "aekit latent", "dense AE mse", "PyOD AutoEncoder", "GEOM (published)"]
+    print(
+        "Fashion-MNIST one-class: train on one class (6,000), score all 10,000 test images;",
+        args.epochs,
+        "epochs",
+    )
+    columns = ["aekit (combined)", "aekit mse", "aekit latent", "dense AE mse", "PyOD AutoEncoder"]
+    columns.append("GEOM (published)")
     rows, seconds = [], {k: 0.0 for k in columns}
     for c in args.classes:
         normal = train.subset(torch.nonzero(train.y == c).flatten())

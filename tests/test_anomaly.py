@@ -135,6 +135,8 @@ def test_cli_fit_and_score(tmp_path, capsys):
     text = capsys.readouterr().out
     assert "AUROC" in text and "true anomaly" in text
     assert (det / "roc.png").is_file() and (det / "extremes.png").is_file()
+    page = (det / "report.html").read_text()
+    assert "ROC curve" in page and "Detector evaluation" in page
     evaluation = json.loads((det / "evaluation.json").read_text())
     assert 0 <= evaluation["auroc"] <= 1 and evaluation["normal_class"] == 1
     out = tmp_path / "scores.csv"

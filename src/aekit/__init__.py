@@ -16,10 +16,20 @@ from aekit.data.sources import load_dataset  # noqa: E402
 from aekit.errors import AekitError, CheckpointError, ConfigError, DataError  # noqa: E402
 from aekit.models import MODELS, build_model  # noqa: E402
 
+
+def __getattr__(name: str):
+    if name == "AutoencoderTransformer":  # imported on first use: it loads scikit-learn
+        from aekit.apps.transformer import AutoencoderTransformer
+
+        return AutoencoderTransformer
+    raise AttributeError(f"module 'aekit' has no attribute {name!r}")
+
+
 __all__ = [
     "MODELS",
     "AekitError",
     "AnomalyDetector",
+    "AutoencoderTransformer",
     "ArrayDataset",
     "CheckpointError",
     "ConfigError",

@@ -15,6 +15,7 @@ from aekit.config import RunConfig, preset_layer, read_config_file, resolve
 from aekit.data.batches import Batches
 from aekit.data.dataset import ArrayDataset, Scaling
 from aekit.data.sources import load_dataset
+from aekit.data.tabular import TableSchema
 from aekit.errors import ConfigError, DataError
 from aekit.evaluation.metrics import summarize
 from aekit.models.registry import build_model
@@ -46,6 +47,18 @@ class Run:
     def device(self) -> torch.device:
         return next(self.model.parameters()).device
 
+    def load_data(self, name: str, split: str = "test", limit: int | None = None) -> ArrayDataset:
+        """Load data for this model: tables are encoded with the columns, scales and categories
+        the model was trained on (a category it never saw is an error naming the cell)."""
+        schema = self.dataset.get("schema")
+        return load_dataset(
+            name,
+            split,
+            limit=limit,
+            missing=self.config.data.missing,
+            schema=TableSchema.from_dict(schema) if schema else None,
+        )
+
     def prepare(self, data: ArrayDataset | np.ndarray) -> ArrayDataset:
         """Check that ``data`` fits the model (reshaping flat images) and scale tables as in training.
 
@@ -63,6 +76,12 @@ class Run:
                     f"{data.name}: samples of shape {data.shape} do not fit this model, which takes {want}"
                 )
             data = dataclasses.replace(data, x=data.raw(torch.arange(len(data))).reshape(len(data), *want))
+        schema = self.dataset.get("schema")
+        if schema and data.schema is not None and data.schema != TableSchema.from_dict(schema):
+            raise DataError(
+                f"{data.name}: this table was encoded on its own; read it with Run.load_data so that its "
+                "columns are encoded as in training"
+            )
         if len(want) == 1 and self.dataset.get("scaling"):  # tables: the scaling learned in training
             data = dataclasses.replace(data, scaling=Scaling.from_dict(self.dataset["scaling"]))
         return data
@@ -173,6 +192,11 @@ def train(
     return train_from_layers(layers, out=out, progress=progress)
 
 
+def data_fields(data: ArrayDataset) -> dict[str, Any]:
+    """Model settings the data decides beyond its shape: a table's one-hot ``categories``."""
+    return {"categories": data.schema.blocks} if data.schema is not None else {}
+
+
 def _prepare_out(out: str | Path | None, config: RunConfig) -> Path:
     if out is None:
         import time
@@ -190,8 +214,19 @@ def train_from_layers(
 ) -> Run:
     """Resolve config layers, load the data, train, and write the run directory."""
     config = resolve(layers)
-    data = load_dataset(config.data.source, "train", limit=config.data.limit)
-    config = resolve(layers, input_shape=data.shape, num_classes=len(data.classes) if data.classes else None)
+    data = load_dataset(config.data.source, "train", limit=config.data.limit, missing=config.data.missing)
+    if (
+        data.schema is not None
+        and data.schema.blocks
+        and not any(layer.get("model", {}).get("name") for layer in layers)
+    ):
+        layers = [{"model": {"name": "tabular"}}, *layers]  # categorical columns: the model made for them
+    config = resolve(
+        layers,
+        input_shape=data.shape,
+        num_classes=len(data.classes) if data.classes else None,
+        data_fields=data_fields(data),
+    )
     run_dir = _prepare_out(out, config)
     checkpoint.write_config(run_dir, config, data.describe())
     torch.manual_seed(config.train.seed)
@@ -213,7 +248,14 @@ def resume(run_dir: str | Path, *, epochs: int | None = None, progress: bool = T
     if epochs is not None:
         layers.append({"train": {"epochs": epochs}})
     config = resolve(layers)
-    data = load_dataset(config.data.source, "train", limit=config.data.limit)
+    schema = raw.get("dataset", {}).get("schema")
+    data = load_dataset(
+        config.data.source,
+        "train",
+        limit=config.data.limit,
+        missing=config.data.missing,
+        schema=TableSchema.from_dict(schema) if schema else None,
+    )
     if list(data.shape) != list(raw.get("dataset", {}).get("shape", data.shape)):
         raise DataError(
             f"{config.data.source}: the data's shape {data.shape} is not the one this run trained on"

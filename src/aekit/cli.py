@@ -58,6 +58,9 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--data", help="dataset name, scheme:PATH or path (default mnist-5k)")
     p.add_argument("--limit", type=int, help="use only the first N training samples")
+    p.add_argument(
+        "--missing", choices=("error", "drop", "impute"), help="tables: missing values (default error)"
+    )
     p.add_argument("--out", help="run directory to create (default runs/MODEL-TIME)")
     p.add_argument("--config", help="TOML or JSON settings file (flags override it)")
     p.add_argument("--resume", metavar="RUN", help="continue RUN from its last checkpoint")
@@ -96,7 +99,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         layers.append(read_config_file(args.config))
     flags: dict[str, dict[str, Any]] = {
         "model": {"name": args.model, "latent_dim": args.latent_dim, "hidden": args.hidden},
-        "data": {"source": args.data, "limit": args.limit},
+        "data": {"source": args.data, "limit": args.limit, "missing": args.missing},
         "train": {
             field: getattr(args, flag[2:].replace("-", "_")) for flag, (field, _, _) in TRAIN_FLAGS.items()
         },
@@ -149,8 +152,8 @@ def cmd_reconstruct(args: argparse.Namespace) -> int:
     from aekit.outputs import write_samples
 
     run = aekit.load(args.run, device=args.device)
-    data = run.prepare(aekit.load_dataset(args.input))
-    x_hat = run.reconstruct(data)
+    data = run.prepare(run.load_data(args.input))
+    x_hat = run.reconstruct(data, progress="reconstructing")
     path = write_samples(args.output, x_hat, like=data, force=args.force)
     print(f"wrote {len(x_hat)} reconstructions to {path}")
     return 0
@@ -253,6 +256,10 @@ def cmd_detect_fit(args: argparse.Namespace) -> int:
         metrics = _detect_report(det, test, normal, out)
         summary = {k: v for k, v in metrics.items() if k != "scores"}
         atomic_write_json(out / "evaluation.json", {"data": args.data, "normal_class": normal, **summary})
+    from aekit.report.html import REPORT, write_report
+
+    det.run.path = out
+    write_report([det.run], out / REPORT)
     return 0
 
 
@@ -260,7 +267,6 @@ def cmd_detect_score(args: argparse.Namespace) -> int:
     import csv
     import io
 
-    import aekit
     from aekit.apps.anomaly import AnomalyDetector, class_index
     from aekit.fileio import atomic_write_text
 
@@ -270,7 +276,7 @@ def cmd_detect_score(args: argparse.Namespace) -> int:
     if output.suffix.lower() != ".csv":
         raise ConfigError(f"{output}: scores are written as CSV; name the output *.csv")
     det = AnomalyDetector.load(args.detector, device=args.device)
-    data = aekit.load_dataset(args.input, args.split, limit=args.limit)
+    data = det.run.load_data(args.input, args.split, limit=args.limit)
     scores = det.anomaly_score(data, progress=not args.quiet)
     flagged = scores > det.threshold_
     buf = io.StringIO()
@@ -342,6 +348,36 @@ def cmd_compare(args: argparse.Namespace) -> int:
     print("  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)))
     for t in text:
         print("  ".join(v.ljust(w) for v, w in zip(t, widths, strict=True)))
+    return 0
+
+
+def cmd_embed(args: argparse.Namespace) -> int:
+    import aekit
+    from aekit.apps.embed import write_codes
+
+    run = aekit.load(args.run, device=args.device)
+    output = Path(args.output)
+    if output.exists() and not args.force:
+        raise ConfigError(f"{output}: already exists (pass --force to replace it)")
+    data = run.prepare(run.load_data(args.input, args.split, limit=args.limit))
+    codes = run.encode(data, batch_size=args.batch_size, progress="embedding")
+    write_codes(output, codes, data, force=args.force)
+    print(f"wrote {codes.shape[0]} codes of size {codes.shape[1]} to {output}")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    import aekit
+    from aekit.apps.export import export_onnx
+
+    output = Path(args.output)
+    if output.exists() and not args.force:
+        raise ConfigError(f"{output}: already exists (pass --force to replace it)")
+    check = export_onnx(aekit.load(args.run), output, part=args.part)
+    print(
+        f"wrote {output} ({args.part}); ONNX Runtime matches PyTorch within {check['max_abs_diff']:.1e} "
+        f"at batch sizes {', '.join(map(str, check['batches_checked']))}"
+    )
     return 0
 
 
@@ -445,6 +481,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true")
     p.add_argument("--device", default="cpu")
     p.add_argument("--quiet", action="store_true")
+    p = sub.add_parser("embed", help="write the latent codes of data (ids and labels carried over)")
+    p.add_argument("run")
+    p.add_argument("input", help="dataset name, scheme:PATH or path")
+    p.add_argument("-o", "--output", required=True, help="codes.npy, codes.npz or codes.csv")
+    p.add_argument("--split", default="test", choices=("train", "test"), help="for named datasets")
+    p.add_argument("--limit", type=int)
+    p.add_argument("--batch-size", type=int, default=1024)
+    p.add_argument("--force", action="store_true")
+    p.add_argument("--device", default="cpu")
+    p = sub.add_parser("export", help="export the encoder, decoder or both to ONNX (checked)")
+    p.add_argument("run")
+    p.add_argument("-o", "--output", required=True, help="model.onnx")
+    p.add_argument("--part", default="both", choices=("encoder", "decoder", "both"))
+    p.add_argument("--force", action="store_true")
     p = sub.add_parser("report", help="write report.html for a run, or one page for several runs")
     p.add_argument("runs", nargs="+", metavar="RUN")
     p.add_argument("-o", "--output", help="the page (default RUN/report.html for one run)")
@@ -467,6 +517,8 @@ COMMANDS = {
     "reconstruct": cmd_reconstruct,
     "denoise": cmd_denoise,
     "detect": lambda args: {"fit": cmd_detect_fit, "score": cmd_detect_score}[args.detect_command](args),
+    "embed": cmd_embed,
+    "export": cmd_export,
     "report": cmd_report,
     "compare": cmd_compare,
     "datasets": cmd_datasets,

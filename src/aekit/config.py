@@ -76,10 +76,16 @@ class TrainConfig:
 
 @dataclass(frozen=True)
 class DataConfig:
-    """Which data: a dataset name, ``scheme:PATH`` or a path; ``limit`` keeps the first N samples."""
+    """Which data: a dataset name, ``scheme:PATH`` or a path; ``limit`` keeps the first N samples;
+    ``missing`` says what to do with a table's missing values (error, drop or impute)."""
 
     source: str = "mnist-5k"
     limit: int | None = None
+    missing: str = "error"
+
+    def __post_init__(self) -> None:
+        if self.missing not in ("error", "drop", "impute"):
+            raise ConfigError(f"data config: missing must be error, drop or impute, not {self.missing!r}")
 
 
 @dataclass(frozen=True)
@@ -147,13 +153,17 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
 
 
 def resolve(
-    layers: list[dict[str, Any]], input_shape: tuple[int, ...] | None = None, num_classes: int | None = None
+    layers: list[dict[str, Any]],
+    input_shape: tuple[int, ...] | None = None,
+    num_classes: int | None = None,
+    data_fields: dict[str, Any] | None = None,
 ) -> RunConfig:
     """Merge layers of settings, later ones winning, into a validated :class:`RunConfig`.
 
     Each layer looks like ``config.json``: ``{"model": {"name": ..., field: value}, "data": {...},
     "train": {...}}``. ``input_shape``, when given, is the data's and sets the model's;
-    ``num_classes`` fills the model's field of that name (conditional models) unless set.
+    ``num_classes`` fills the model's field of that name (conditional models) unless set, and
+    ``data_fields`` other fields the data decides (a table's ``categories``) where the model has them.
     """
     merged: dict[str, dict[str, Any]] = {"model": {}, "data": {}, "train": {}}
     for layer in layers:
@@ -171,6 +181,9 @@ def resolve(
     names = {f.name for f in dataclasses.fields(spec.config_cls)}
     if num_classes is not None and "num_classes" in names and not model_values.get("num_classes"):
         model_values["num_classes"] = num_classes
+    for key, value in (data_fields or {}).items():
+        if key in names:
+            model_values[key] = value
     return RunConfig(
         model=name,
         model_config=make_config(spec.config_cls, model_values, where=f"model {name!r}"),

@@ -39,7 +39,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.numpy import load_file, save_file
 
-from aekit.api import Run, load
+from aekit.api import Run, data_fields, load
 from aekit.config import resolve
 from aekit.data.batches import Batches
 from aekit.data.dataset import ArrayDataset
@@ -136,7 +136,8 @@ class AnomalyDetector:
         c = self.config
         data = _dataset(X)
         if c.model == "auto":
-            c = self.config = dataclasses.replace(c, model="conv" if data.is_image else "dense")
+            table = "tabular" if data.schema is not None and data.schema.blocks else "dense"
+            c = self.config = dataclasses.replace(c, model="conv" if data.is_image else table)
         fit_set, calibration = data.split(c.calibration_fraction, seed=c.seed)
         layers = [
             {
@@ -145,7 +146,12 @@ class AnomalyDetector:
                 "train": {"epochs": c.epochs, "batch_size": c.batch_size, "lr": c.lr, "seed": c.seed},
             }
         ]
-        config = resolve(layers, input_shape=data.shape, num_classes=len(data.classes or ()) or None)
+        config = resolve(
+            layers,
+            input_shape=data.shape,
+            num_classes=len(data.classes or ()) or None,
+            data_fields=data_fields(data),
+        )
         torch.manual_seed(c.seed)
         model = build_model(config.model, config.model_config)
         train_cfg = dataclasses.replace(config.train, val_fraction=0.0, schedule="onecycle", device=c.device)

@@ -80,6 +80,7 @@ class ArrayDataset:
         scaling: Raw -> model values.
         classes: Names of the labels, when known.
         ids: A name per sample (e.g. the image file names), when known.
+        schema: For CSV tables, the :class:`aekit.data.tabular.TableSchema` (columns, scales, categories).
     """
 
     x: Tensor | np.ndarray
@@ -88,6 +89,7 @@ class ArrayDataset:
     scaling: Scaling = field(default_factory=Scaling)
     classes: tuple[str, ...] | None = None
     ids: tuple[str, ...] | None = None
+    schema: Any = None  # a TableSchema for tables read from CSV: how columns became features
 
     def __post_init__(self) -> None:
         if isinstance(self.x, np.ndarray) and not isinstance(self.x, np.memmap):
@@ -155,6 +157,7 @@ class ArrayDataset:
             "dtype": str(self.x.dtype).replace("torch.", ""),
             "scaling": self.scaling.to_dict(),
             "classes": list(self.classes) if self.classes else None,
+            **({"schema": self.schema.to_dict()} if self.schema is not None else {}),
         }
 
 

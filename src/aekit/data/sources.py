@@ -13,6 +13,7 @@ import importlib.util
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -60,13 +61,22 @@ def register_scheme(prefix: str):
     return deco
 
 
-def load_dataset(name: str, split: str = "train", *, limit: int | None = None) -> ArrayDataset:
+def load_dataset(
+    name: str,
+    split: str = "train",
+    *,
+    limit: int | None = None,
+    missing: str = "error",
+    schema: Any = None,
+) -> ArrayDataset:
     """Load a dataset by name (``fashion-mnist``), scheme (``npy:x.npy``) or path.
 
     Args:
         name: A registered name, ``scheme:PATH``, or an existing path.
         split: ``"train"`` or ``"test"`` for named datasets; ignored for files.
         limit: Keep only the first ``limit`` samples (for quick runs and tests).
+        missing: CSV tables: ``error``, ``drop`` or ``impute`` missing values.
+        schema: CSV tables: the encoding a trained run learned (a ``TableSchema``), applied as is.
 
     Raises:
         DataError: unknown name, missing split, or a file that cannot be read.
@@ -77,8 +87,10 @@ def load_dataset(name: str, split: str = "train", *, limit: int | None = None) -
         data = SOURCES[name].load(split)
     elif ":" in name and name.split(":", 1)[0] in SCHEMES:
         scheme, path = name.split(":", 1)
-        data = SCHEMES[scheme](path)
+        data = read_csv(path, missing=missing, schema=schema) if scheme == "csv" else SCHEMES[scheme](path)
         data.name = name
+    elif Path(name).is_file() and Path(name).suffix.lower() == ".csv":
+        data = read_csv(name, missing=missing, schema=schema)
     elif Path(name).exists():
         data = read_path(name)
     else:

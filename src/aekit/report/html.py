@@ -170,7 +170,7 @@ def run_section(run, data=None, max_samples: int = 2000) -> str:
         parts.append(_image(figure_uri(latent_map(codes, labels, ds.get("classes"))), "latent map"))
         if hasattr(model, "kl_per_dim"):
             with torch.no_grad():
-                kl = model.kl_per_dim(data.take(torch.arange(n), run.device)[0]).cpu().numpy()
+                kl = model.kl_per_dim(*data.take(torch.arange(n), run.device)).cpu().numpy()
             active = int((kl > ACTIVE_UNIT_KL).sum())
             parts.append("<h2>Posterior: KL per latent dimension</h2>")
             parts.append(
@@ -203,11 +203,14 @@ def run_section(run, data=None, max_samples: int = 2000) -> str:
         parts.append("<h2>Samples from the prior</h2>")
         parts.append(_image(figure_uri(image_grid(samples, nrow=8)), "samples"))
         if data is not None and len(data) >= 2:
-            a, b = data.take(torch.arange(2), run.device)[0]
+            pair, labels = data.take(torch.arange(2), run.device)
+            cond = getattr(model, "conditional", False)
+            ya, yb = (labels[:1], labels[1:]) if cond else (None, None)
             with torch.no_grad():
-                za, zb = model.encode(a[None]), model.encode(b[None])
+                za, zb = model.encode(pair[:1], ya), model.encode(pair[1:], yb)
                 t = torch.linspace(0, 1, 8, device=run.device)[:, None]
-                walk = model.decode(za + t * (zb - za)).float().cpu().numpy()
+                y_walk = ya.expand(8) if cond else None  # conditional: the walk keeps the first label
+                walk = model.decode(za + t * (zb - za), y_walk).float().cpu().numpy()
             parts.append("<h2>Interpolation between two test inputs</h2>")
             parts.append(_image(figure_uri(image_grid(walk, nrow=8)), "interpolation"))
     if run.path is not None:

@@ -1,0 +1,52 @@
+"""Latent codes of data: ``aekit embed`` and the scikit-learn transformer.
+
+:func:`write_codes` writes codes with the samples' ids and labels carried over: ``.csv`` (id,
+label, z0..), ``.npz`` (``codes``, ``labels``, ``ids``) or ``.npy`` (the codes alone).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+
+import numpy as np
+
+from aekit.data.dataset import ArrayDataset
+from aekit.errors import DataError
+from aekit.fileio import atomic_path, atomic_write_text
+
+
+def write_codes(path: str | Path, codes: np.ndarray, data: ArrayDataset, force: bool = False) -> Path:
+    """Write ``codes`` (N, D) for the samples of ``data`` to ``path``, atomically.
+
+    Raises:
+        DataError: the output exists (without ``force``) or has an unknown suffix.
+    """
+    path = Path(path)
+    if path.exists() and not force:
+        raise DataError(f"{path}: already exists (pass --force to replace it)")
+    suffix = path.suffix.lower()
+    labels = data.y.numpy() if data.y is not None else None
+    ids = list(data.ids) if data.ids else [str(i) for i in range(len(codes))]
+    if suffix == ".npy":
+        with atomic_path(path) as tmp, open(tmp, "wb") as f:
+            np.save(f, codes.astype(np.float32))
+    elif suffix == ".npz":
+        arrays = {"codes": codes.astype(np.float32), "ids": np.array(ids, dtype=str)}
+        if labels is not None:
+            arrays["labels"] = labels
+        with atomic_path(path) as tmp, open(tmp, "wb") as f:
+            np.savez(f, **arrays)
+    elif suffix == ".csv":
+        buf = io.StringIO()
+        w = csv.writer(buf)
+        names = [f"z{j}" for j in range(codes.shape[1])]
+        w.writerow(["id", *(["label"] if labels is not None else []), *names])
+        for i, row in enumerate(codes.tolist()):
+            label = [] if labels is None else [data.classes[labels[i]] if data.classes else int(labels[i])]
+            w.writerow([ids[i], *label, *(f"{v:.7g}" for v in row)])
+        atomic_write_text(path, buf.getvalue())
+    else:
+        raise DataError(f"{path}: unknown output type for codes (use .npy, .npz or .csv)")
+    return path
