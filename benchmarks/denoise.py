@@ -19,6 +19,7 @@ Run: ``.venv/bin/python benchmarks/denoise.py [--n 2000] [--epochs 15] [--out be
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import time
 from pathlib import Path
 
@@ -91,9 +92,10 @@ def noisy_of(clean: np.ndarray, kind: str, level, seed: int) -> np.ndarray:
 
 
 def train_denoiser(train, kind: str, low: float, high: float, args) -> Denoiser:
-    from aekit.api import Run
+    """Train (or reuse, from ``--out``, a run trained with the same settings) a conv denoiser."""
+    from aekit.api import Run, load
+    from aekit.training import checkpoint
 
-    torch.manual_seed(0)
     settings = {
         "name": "denoising",
         "arch": "conv",
@@ -103,7 +105,14 @@ def train_denoiser(train, kind: str, low: float, high: float, args) -> Denoiser:
         "noise_level": low,
         "noise_level_max": high,
     }
-    config = resolve([{"model": settings}], input_shape=train.shape)
+    tag = "-".join(map(str, [kind, *args.channels, args.latent_dim, args.epochs]))
+    run_dir = Path(args.out) / f"denoiser-{tag}"
+    if (run_dir / checkpoint.WEIGHTS).is_file():
+        print(f"  reusing {run_dir}")
+        return Denoiser(load(run_dir))
+    torch.manual_seed(0)
+    layers = [{"model": settings, "data": {"source": "fashion-mnist"}}]
+    config = resolve(layers, input_shape=train.shape)
     model = build_model("denoising", config.model_config)
     cfg = TrainConfig(
         epochs=args.epochs, batch_size=128, lr=2e-3, schedule="onecycle", val_fraction=0, device="cpu"
@@ -111,7 +120,10 @@ def train_denoiser(train, kind: str, low: float, high: float, args) -> Denoiser:
     start = time.perf_counter()
     Trainer(model, cfg).fit(train)
     print(f"  trained the {kind} denoiser in {time.perf_counter() - start:.0f} s")
-    return Denoiser(Run(config, train.describe(), model.eval()))
+    run_dir.mkdir(parents=True, exist_ok=True)
+    checkpoint.write_config(run_dir, dataclasses.replace(config, train=cfg), train.describe())
+    checkpoint.save_weights(run_dir, model)
+    return Denoiser(Run(config, train.describe(), model.eval(), run_dir))
 
 
 def main() -> None:

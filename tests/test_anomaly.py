@@ -109,22 +109,34 @@ def test_vae_scores_with_its_likelihood(digit_data):
     np.testing.assert_array_equal(scores, det.anomaly_score(test))  # seeded: the same twice
 
 
-def test_csv_tables_numeric_work_and_categorical_or_missing_values_are_refused(tmp_path):
+def test_csv_tables_numeric_and_categorical_and_missing_values_by_choice(tmp_path):
     rows = _rows(600, seed=4)
     path = tmp_path / "table.csv"
     path.write_text("\n".join([",".join(f"c{i}" for i in range(12))] + [",".join(map(str, r)) for r in rows]))
     det = AnomalyDetector(score="mse", epochs=2, latent_dim=3, device="cpu").fit(
         aekit.load_dataset(str(path))
     )
-    assert det.config.model == "dense"  # auto: dense for tables
-    bad = tmp_path / "mixed.csv"
-    bad.write_text("size,colour\n1.0,red\n2.0,blue\n")
-    with pytest.raises(DataError, match="mixed.csv"):
-        aekit.load_dataset(str(bad))
+    assert det.config.model == "dense"  # auto: dense for numeric tables
+    mixed = tmp_path / "mixed.csv"
+    colours = ["red", "blue"] * 100
+    mixed.write_text("size,colour\n" + "".join(f"{i % 7},{c}\n" for i, c in enumerate(colours)))
+    det = AnomalyDetector(score="mse", epochs=2, latent_dim=2, device="cpu").fit(
+        aekit.load_dataset(str(mixed))
+    )
+    assert det.config.model == "tabular"  # categorical columns: one-hot, cross-entropy
+    det.save(tmp_path / "det")
+    new = tmp_path / "new.csv"
+    new.write_text("size,colour\n3,red\n3,green\n")
+    back = AnomalyDetector.load(tmp_path / "det")
+    with pytest.raises(DataError, match="new.csv: row 3, column 'colour' holds 'green'"):
+        back.run.load_data(str(new))
     gap = tmp_path / "gap.csv"
     gap.write_text("a,b\n1.0,2.0\n,3.0\n")
-    with pytest.raises(DataError, match="gap.csv"):
+    with pytest.raises(
+        DataError, match="gap.csv: row 3, column 'a' is empty .*--missing drop or --missing impute"
+    ):
         aekit.load_dataset(str(gap))
+    assert len(aekit.load_dataset(str(gap), missing="drop")) == 1
 
 
 def test_cli_fit_and_score(tmp_path, capsys):
