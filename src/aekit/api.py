@@ -20,7 +20,7 @@ from aekit.errors import ConfigError, DataError
 from aekit.evaluation.metrics import summarize
 from aekit.models.registry import build_model
 from aekit.report.figures import image_grid, loss_curves, reconstruction_grid, save_figure
-from aekit.training import checkpoint
+from aekit.training import checkpoint, distributed
 from aekit.training.callbacks import Checkpointer, EarlyStopping, MetricsLog, ProgressBar
 from aekit.training.trainer import Trainer, resolve_device
 
@@ -214,6 +214,7 @@ def train_from_layers(
 ) -> Run:
     """Resolve config layers, load the data, train, and write the run directory."""
     config = resolve(layers)
+    distributed.setup(config.train.device)  # under torchrun: join the process group
     data = load_dataset(config.data.source, "train", limit=config.data.limit, missing=config.data.missing)
     if (
         data.schema is not None
@@ -227,8 +228,11 @@ def train_from_layers(
         num_classes=len(data.classes) if data.classes else None,
         data_fields=data_fields(data),
     )
-    run_dir = _prepare_out(out, config)
-    checkpoint.write_config(run_dir, config, data.describe())
+    run_dir = None
+    if distributed.is_main():  # only rank 0 writes; the others learn its directory
+        run_dir = _prepare_out(out, config)
+        checkpoint.write_config(run_dir, config, data.describe())
+    run_dir = Path(distributed.from_main(str(run_dir)))
     torch.manual_seed(config.train.seed)
     model = build_model(config.model, config.model_config)
     return _fit(run_dir, config, data, model, state=None, progress=progress)
@@ -248,6 +252,7 @@ def resume(run_dir: str | Path, *, epochs: int | None = None, progress: bool = T
     if epochs is not None:
         layers.append({"train": {"epochs": epochs}})
     config = resolve(layers)
+    distributed.setup(config.train.device)
     schema = raw.get("dataset", {}).get("schema")
     data = load_dataset(
         config.data.source,
@@ -260,7 +265,7 @@ def resume(run_dir: str | Path, *, epochs: int | None = None, progress: bool = T
         raise DataError(
             f"{config.data.source}: the data's shape {data.shape} is not the one this run trained on"
         )
-    if epochs is not None:
+    if epochs is not None and distributed.is_main():
         checkpoint.write_config(run_dir, config, raw.get("dataset", data.describe()))
     model = build_model(config.model, config.model_config)
     return _fit(run_dir, config, data, model, state=state, progress=progress)
@@ -273,12 +278,15 @@ def _fit(
     callbacks: list[Any] = []
     if config.train.patience > 0:
         callbacks.append(EarlyStopping(config.train.patience))
-    callbacks += [Checkpointer(run_dir), MetricsLog(run_dir), ProgressBar(progress)]
+    if distributed.is_main():  # under torchrun only rank 0 writes checkpoints, logs and figures
+        callbacks += [Checkpointer(run_dir), MetricsLog(run_dir), ProgressBar(progress)]
     trainer = Trainer(model, config.train, callbacks)
     if state is not None:
         trainer.load_state_dict(state)
     trainer.fit(train_set, val_set)
     run = Run(config, data.describe(), trainer.model.eval(), run_dir, trainer.history)
+    if not distributed.is_main():
+        return run
     shown = (val_set or train_set).subset(torch.arange(min(10, len(val_set or train_set))))
     originals = shown.take(torch.arange(len(shown)))[0].numpy()
     save_figure(reconstruction_grid(originals, run.reconstruct(shown)), run_dir / "reconstructions.png")

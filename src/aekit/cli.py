@@ -87,10 +87,12 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
 def cmd_train(args: argparse.Namespace) -> int:
     from aekit import api
     from aekit.config import preset_layer, read_config_file
+    from aekit.training.distributed import is_main
 
     if args.resume:
         run = api.resume(args.resume, epochs=args.epochs, progress=not args.quiet)
-        print(f"resumed and finished {run.path} ({len(run.history)} epochs)")
+        if is_main():
+            print(f"resumed and finished {run.path} ({len(run.history)} epochs)")
         return 0
     layers: list[dict[str, Any]] = []
     if args.preset:
@@ -125,7 +127,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     run = api.train_from_layers(layers, out=args.out, progress=not args.quiet)
     last = run.history[-1] if run.history else {}
     summary = ", ".join(f"{k} {v:.5f}" for k, v in last.items() if k.endswith("/loss"))
-    print(f"wrote {run.path} ({summary})")
+    if is_main():  # under torchrun, one line from rank 0
+        print(f"wrote {run.path} ({summary})")
     return 0
 
 
@@ -544,6 +547,11 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 130
+    finally:
+        import torch.distributed as dist
+
+        if dist.is_available() and dist.is_initialized():  # under torchrun: leave the group cleanly
+            dist.destroy_process_group()
 
 
 def entry_point() -> None:

@@ -14,6 +14,7 @@ import torch
 from torch import Tensor
 
 from aekit.data.dataset import ArrayDataset
+from aekit.training import distributed
 
 
 @dataclass
@@ -41,6 +42,9 @@ class Batches:
         shuffle: Draw a new permutation each pass.
         generator: The random source for the permutation (its state is what a resumed run restores).
         device: Where batches are put.
+        shard: Under torchrun, yield only this rank's contiguous share of each batch (all ranks
+            draw the same permutation); a final batch smaller than the number of ranks is dropped
+            so that every rank takes the same number of steps.
     """
 
     def __init__(
@@ -51,6 +55,7 @@ class Batches:
         shuffle: bool = False,
         generator: torch.Generator | None = None,
         device: torch.device | str = "cpu",
+        shard: bool = False,
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
@@ -59,13 +64,23 @@ class Batches:
         self.shuffle = shuffle
         self.generator = generator
         self.device = torch.device(device)
+        self.ranks = distributed.world_size() if shard else 1
+
+    def _starts(self) -> range:
+        n = len(self.data)
+        last = n - (n % self.batch_size or self.batch_size)  # where the final batch begins
+        keep_last = n - last >= self.ranks
+        return range(0, n if keep_last else last, self.batch_size)
 
     def __len__(self) -> int:
-        return -(-len(self.data) // self.batch_size)
+        return len(self._starts())
 
     def __iter__(self) -> Iterator[Batch]:
         n = len(self.data)
         order = torch.randperm(n, generator=self.generator) if self.shuffle else torch.arange(n)
-        for start in range(0, n, self.batch_size):
-            x, y = self.data.take(order[start : start + self.batch_size], self.device)
+        for start in self._starts():
+            stop = min(start + self.batch_size, n)
+            if self.ranks > 1:
+                start, stop = distributed.shard(start, stop - start)
+            x, y = self.data.take(order[start:stop], self.device)
             yield Batch(x, y)

@@ -106,7 +106,15 @@ class VQVAE(Autoencoder):
 
     @torch.no_grad()
     def _restart_dead_codes(self, counts: Tensor, z_e: Tensor) -> int:
-        """Move codes idle for ``restart_every`` steps onto random encoder outputs; how many moved."""
+        """Move codes idle for ``restart_every`` steps onto random encoder outputs; how many moved.
+
+        Under torchrun the usage is summed over the ranks and rank 0's new codes are sent to all,
+        so that every rank keeps the same codebook.
+        """
+        ddp = torch.distributed.is_available() and torch.distributed.is_initialized()
+        if ddp:
+            counts = counts.clone()
+            torch.distributed.all_reduce(counts)
         self.idle.add_(1).masked_fill_(counts > 0, 0)
         dead = (self.idle >= self.config.restart_every).nonzero().flatten()
         if len(dead):
@@ -114,4 +122,6 @@ class VQVAE(Autoencoder):
             pick = torch.randint(len(candidates), (len(dead),), device=z_e.device)
             self.codebook.weight[dead] = candidates[pick]
             self.idle[dead] = 0
+            if ddp:
+                torch.distributed.broadcast(self.codebook.weight.data, src=0)
         return len(dead)

@@ -111,3 +111,11 @@ class EarlyStopping:
     def on_fit_end(self, trainer) -> None:
         if self.best_state is not None:
             trainer.model.load_state_dict(self.best_state)
+
+    def state_dict(self) -> dict:
+        """Kept in the checkpoint, so that a resumed run counts patience and keeps the best weights."""
+        return {"best": self.best, "bad_epochs": self.bad_epochs, "best_state": self.best_state}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.best, self.bad_epochs = float(state["best"]), int(state["bad_epochs"])
+        self.best_state = state["best_state"]

@@ -21,6 +21,7 @@ from aekit.config import TrainConfig
 from aekit.data.batches import Batch, Batches
 from aekit.data.dataset import ArrayDataset
 from aekit.errors import AekitError, ConfigError
+from aekit.training import distributed
 
 
 class TrainingError(AekitError):
@@ -77,6 +78,17 @@ def make_scheduler(opt: torch.optim.Optimizer, cfg: TrainConfig):
     return None
 
 
+class _LossModule(nn.Module):
+    """The model's loss as ``forward``, so that DistributedDataParallel sees (and syncs) its backward."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x, y, phase: str) -> dict[str, torch.Tensor]:
+        return self.model.loss(Batch(x, y), phase)
+
+
 class Trainer:
     """Fit a model to a dataset.
 
@@ -89,8 +101,17 @@ class Trainer:
 
     def __init__(self, model: nn.Module, config: TrainConfig, callbacks: Sequence[Any] = ()) -> None:
         self.config = config
-        self.device = resolve_device(config.device)
+        self.device = distributed.local_device(resolve_device(config.device))
         self.model = model.to(self.device)
+        self.ddp = None
+        if distributed.world_size() > 1:  # under torchrun: gradients averaged across the ranks
+            from torch.nn.parallel import DistributedDataParallel
+
+            self.ddp = DistributedDataParallel(
+                _LossModule(self.model),
+                device_ids=[self.device.index] if self.device.type == "cuda" else None,
+                find_unused_parameters=len(model.phases) > 1,  # each phase updates part of the model
+            )
         self.callbacks = list(callbacks)
         self.optimizers = {p: make_optimizer(model.phase_parameters(p), config) for p in model.phases}
         self.schedulers = {p: make_scheduler(o, config) for p, o in self.optimizers.items()}
@@ -111,7 +132,12 @@ class Trainer:
     def fit(self, train: ArrayDataset, val: ArrayDataset | None = None) -> list[dict[str, float]]:
         """Train until ``config.epochs`` epochs are done (counting resumed ones) or a callback stops it."""
         batches = Batches(
-            train, self.config.batch_size, shuffle=True, generator=self.generator, device=self.device
+            train,
+            self.config.batch_size,
+            shuffle=True,
+            generator=self.generator,
+            device=self.device,
+            shard=self.ddp is not None,
         )
         self.batches_per_epoch = len(batches)
         self._call("on_fit_start")
@@ -142,14 +168,19 @@ class Trainer:
                 sums[k] = sums.get(k, 0.0) + v * len(batch)
             seen += len(batch)
             self._call("on_batch_end", terms)
-        return {k: v / max(seen, 1) for k, v in sums.items()}
+        means = {k: v / max(seen, 1) for k, v in sums.items()}
+        return distributed.mean_across_ranks(means, float(seen)) if self.ddp is not None else means
 
     def train_step(self, batch: Batch) -> dict[str, float] | None:
         """One optimizer step a phase; returns the terms as floats, or None for a skipped batch."""
         out: dict[str, float] = {}
         for phase, opt in self.optimizers.items():
             with self._autocast():
-                terms = self.model.loss(batch, phase)
+                terms = (
+                    self.ddp(batch.x, batch.y, phase)
+                    if self.ddp is not None
+                    else self.model.loss(batch, phase)
+                )
             loss = terms["loss"]
             values = dict(
                 zip(terms, torch.stack([v.detach().float() for v in terms.values()]).tolist(), strict=True)
@@ -220,6 +251,9 @@ class Trainer:
             "epoch": self.epoch,
             "step": self.step,
             "history": self.history,
+            "callbacks": {
+                type(cb).__name__: cb.state_dict() for cb in self.callbacks if hasattr(cb, "state_dict")
+            },
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -235,3 +269,7 @@ class Trainer:
         torch.set_rng_state(state["torch_rng"])
         self.epoch, self.step = int(state["epoch"]), int(state["step"])
         self.history = list(state["history"])
+        for cb in self.callbacks:
+            saved = state.get("callbacks", {}).get(type(cb).__name__)
+            if saved is not None and hasattr(cb, "load_state_dict"):
+                cb.load_state_dict(saved)
