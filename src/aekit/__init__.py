@@ -10,6 +10,7 @@ __version__ = "0.1.0"
 
 from aekit.api import Run, load, resume, train  # noqa: E402
 from aekit.apps.anomaly import AnomalyDetector  # noqa: E402
+from aekit.apps.codec import Codec  # noqa: E402
 from aekit.apps.denoise import Denoiser  # noqa: E402
 from aekit.data.dataset import ArrayDataset  # noqa: E402
 from aekit.data.sources import load_dataset  # noqa: E402
@@ -32,6 +33,7 @@ __all__ = [
     "AutoencoderTransformer",
     "ArrayDataset",
     "CheckpointError",
+    "Codec",
     "ConfigError",
     "DataError",
     "Denoiser",

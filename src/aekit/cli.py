@@ -69,6 +69,7 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-amp", action="store_true", help="no mixed precision on CUDA")
     p.add_argument("--latent-dim", type=int, help="size of the code")
     p.add_argument("--hidden", type=_sizes, help="hidden layer sizes, e.g. 128,64")
+    p.add_argument("--lambda", dest="rd_lambda", type=float, help="codec: rate-distortion trade-off")
     p.add_argument(
         "--noise",
         metavar="KIND=LEVEL",
@@ -100,7 +101,12 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.config:
         layers.append(read_config_file(args.config))
     flags: dict[str, dict[str, Any]] = {
-        "model": {"name": args.model, "latent_dim": args.latent_dim, "hidden": args.hidden},
+        "model": {
+            "name": args.model,
+            "latent_dim": args.latent_dim,
+            "hidden": args.hidden,
+            "rd_lambda": args.rd_lambda,
+        },
         "data": {"source": args.data, "limit": args.limit, "missing": args.missing},
         "train": {
             field: getattr(args, flag[2:].replace("-", "_")) for flag, (field, _, _) in TRAIN_FLAGS.items()
@@ -354,6 +360,47 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_compress(args: argparse.Namespace) -> int:
+    import time
+
+    import numpy as np
+
+    from aekit.apps.codec import Codec
+    from aekit.fileio import atomic_write_bytes
+
+    output = Path(args.output)
+    if output.exists() and not args.force:
+        raise ConfigError(f"{output}: already exists (pass --force to replace it)")
+    codec = Codec.load(args.run, device=args.device)
+    data = codec.run.prepare(codec.run.load_data(args.input, args.split, limit=args.limit))
+    start = time.perf_counter()
+    blob = codec.compress(data)
+    seconds = time.perf_counter() - start
+    atomic_write_bytes(output, blob)
+    pixels = len(data) * int(np.prod(data.shape[-2:]))
+    bpp = 8 * len(blob) / pixels
+    print(
+        f"wrote {output}: {len(data)} images in {len(blob):,} bytes, {bpp:.4f} bits per pixel "
+        f"(from the file's size), {len(data) / seconds:,.0f} images/s"
+    )
+    return 0
+
+
+def cmd_decompress(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from aekit.apps.codec import Codec, read_aek
+    from aekit.data.files import from_array
+    from aekit.outputs import write_samples
+
+    codec = Codec.load(args.run, device=args.device)
+    images = codec.decompress(read_aek(args.input), name=args.input)
+    like = from_array(images, args.input)
+    path = write_samples(args.output, images.astype(np.float32) / 255, like=like, force=args.force)
+    print(f"wrote {len(images)} images to {path}")
+    return 0
+
+
 def cmd_embed(args: argparse.Namespace) -> int:
     import aekit
     from aekit.apps.embed import write_codes
@@ -484,6 +531,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true")
     p.add_argument("--device", default="cpu")
     p.add_argument("--quiet", action="store_true")
+    p = sub.add_parser("compress", help="compress images to an .aek file with a codec run")
+    p.add_argument("run")
+    p.add_argument("input", help="dataset name, scheme:PATH or path (IDX, .npy, images)")
+    p.add_argument("-o", "--output", required=True, help="images.aek")
+    p.add_argument("--split", default="test", choices=("train", "test"), help="for named datasets")
+    p.add_argument("--limit", type=int)
+    p.add_argument("--force", action="store_true")
+    p.add_argument("--device", default="cpu")
+    p = sub.add_parser("decompress", help="images back from an .aek file")
+    p.add_argument("run")
+    p.add_argument("input", help="images.aek")
+    p.add_argument("-o", "--output", required=True, help=".npy, IDX (*-ubyte[.gz]), a folder of PNGs")
+    p.add_argument("--force", action="store_true")
+    p.add_argument("--device", default="cpu")
     p = sub.add_parser("embed", help="write the latent codes of data (ids and labels carried over)")
     p.add_argument("run")
     p.add_argument("input", help="dataset name, scheme:PATH or path")
@@ -520,6 +581,8 @@ COMMANDS = {
     "reconstruct": cmd_reconstruct,
     "denoise": cmd_denoise,
     "detect": lambda args: {"fit": cmd_detect_fit, "score": cmd_detect_score}[args.detect_command](args),
+    "compress": cmd_compress,
+    "decompress": cmd_decompress,
     "embed": cmd_embed,
     "export": cmd_export,
     "report": cmd_report,

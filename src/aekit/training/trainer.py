@@ -150,6 +150,8 @@ class Trainer:
             record["lr"] = self.optimizers[self.model.phases[0]].param_groups[0]["lr"]
             record["seconds"] = time.perf_counter() - start
             self.epoch += 1
+            if hasattr(self.model, "finalize"):  # e.g. a codec's integer entropy tables, before saving
+                self.model.finalize()
             self._step_schedulers(record)
             self.history.append(record)
             self._call("on_epoch_end", record)
