@@ -77,10 +77,14 @@ class Run:
                 )
             data = dataclasses.replace(data, x=data.raw(torch.arange(len(data))).reshape(len(data), *want))
         schema = self.dataset.get("schema")
-        if schema and data.schema is not None and data.schema != TableSchema.from_dict(schema):
+        if (
+            schema
+            and data.schema is not None
+            and data.schema.layout() != TableSchema.from_dict(schema).layout()
+        ):
             raise DataError(
-                f"{data.name}: this table was encoded on its own; read it with Run.load_data so that its "
-                "columns are encoded as in training"
+                f"{data.name}: its columns or categories differ from the training table's; read it with "
+                "Run.load_data (aekit does for the CLI) so that it is encoded as in training"
             )
         if len(want) == 1 and self.dataset.get("scaling"):  # tables: the scaling learned in training
             data = dataclasses.replace(data, scaling=Scaling.from_dict(self.dataset["scaling"]))

@@ -28,6 +28,14 @@ TRAIN_FLAGS = {  # flag -> (TrainConfig field, type, help)
 }
 
 
+def _fresh(path: str | Path, force: bool) -> Path:
+    """An output path that may be written: it must not exist, unless ``--force`` was given."""
+    path = Path(path)
+    if path.exists() and not force:
+        raise ConfigError(f"{path}: already exists (pass --force to replace it)")
+    return path
+
+
 def _value(text: str) -> Any:
     """A --set value: JSON when it parses (numbers, true, lists), a comma list, else the string."""
     try:
@@ -185,8 +193,8 @@ def cmd_denoise(args: argparse.Namespace) -> int:
         kind, level = parse_noise(args.add_noise)
         clean, data = data, den.run.prepare(add_noise(data, kind, level, seed=args.seed))
     for path in (args.output, args.figure):
-        if path and Path(path).exists() and not args.force:
-            raise ConfigError(f"{path}: already exists (pass --force to replace it)")
+        if path:
+            _fresh(path, args.force)
     denoised = den(data, batch_size=args.batch_size, progress="denoising")
     shown = torch.arange(min(10, len(data)))
     noisy_x = data.take(shown)[0].numpy()
@@ -279,9 +287,7 @@ def cmd_detect_score(args: argparse.Namespace) -> int:
     from aekit.apps.anomaly import AnomalyDetector, class_index
     from aekit.fileio import atomic_write_text
 
-    output = Path(args.output)
-    if output.exists() and not args.force:
-        raise ConfigError(f"{output}: already exists (pass --force to replace it)")
+    output = _fresh(args.output, args.force)
     if output.suffix.lower() != ".csv":
         raise ConfigError(f"{output}: scores are written as CSV; name the output *.csv")
     det = AnomalyDetector.load(args.detector, device=args.device)
@@ -368,9 +374,7 @@ def cmd_compress(args: argparse.Namespace) -> int:
     from aekit.apps.codec import Codec
     from aekit.fileio import atomic_write_bytes
 
-    output = Path(args.output)
-    if output.exists() and not args.force:
-        raise ConfigError(f"{output}: already exists (pass --force to replace it)")
+    output = _fresh(args.output, args.force)
     codec = Codec.load(args.run, device=args.device)
     data = codec.run.prepare(codec.run.load_data(args.input, args.split, limit=args.limit))
     start = time.perf_counter()
@@ -401,14 +405,56 @@ def cmd_decompress(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_generate(args: argparse.Namespace) -> int:
+    import torch
+
+    import aekit
+    from aekit.apps import generate
+
+    run = aekit.load(args.run, device=args.device)
+    if not run.model.input_shape or len(run.model.input_shape) != 3:
+        raise ConfigError(
+            f"{args.run}: generates images; this model's samples have shape {run.model.input_shape}"
+        )
+    _fresh(args.output, args.force)
+    if args.interpolate:
+        a, b = (run.load_data(p) for p in args.interpolate)
+        images, nrow = generate.interpolate(run, a, b, args.steps), args.steps
+        what = f"{args.steps} images between {args.interpolate[0]} and {args.interpolate[1]}"
+    elif args.grid:
+        images, nrow = generate.latent_grid(run, args.per_side, label=args.label), args.per_side
+        what = f"the {args.per_side}x{args.per_side} latent grid"
+    else:
+        images, nrow = generate.sample(run, args.n, seed=args.seed, label=args.label), 8
+        what = f"{args.n} samples"
+    path = generate.save_images(args.output, images, nrow, force=args.force)
+    print(f"wrote {what} to {path}")
+    if args.metric:
+        from aekit.evaluation.generation import cached_classifier, generation_metrics
+
+        source = run.config.data.source
+        train = aekit.load_dataset(source, "train")
+        test = aekit.load_dataset(source, "test", limit=2000)
+        if len(images) <= 128:
+            print("  note: fewer samples than the 128 features: the distance is unreliable; use -n 1000")
+        net = cached_classifier(train, source)
+        real = test.take(torch.arange(len(test)))[0].numpy()
+        m = generation_metrics(net, real, images, int(train.y.max()) + 1)
+        print(
+            f"  Fréchet distance in aekit's own {source} classifier features (not the Inception FID): "
+            f"{m['frechet']:.3f} (two halves of the real test images: {m['frechet_real_halves']:.3f})"
+        )
+        print(f"  label entropy of the samples {m['label_entropy']:.3f} of {m['label_entropy_max']:.3f} nats")
+        print("  label share: " + ", ".join(f"{v:.3f}" for v in m["label_share"]))
+    return 0
+
+
 def cmd_embed(args: argparse.Namespace) -> int:
     import aekit
     from aekit.apps.embed import write_codes
 
     run = aekit.load(args.run, device=args.device)
-    output = Path(args.output)
-    if output.exists() and not args.force:
-        raise ConfigError(f"{output}: already exists (pass --force to replace it)")
+    output = _fresh(args.output, args.force)
     data = run.prepare(run.load_data(args.input, args.split, limit=args.limit))
     codes = run.encode(data, batch_size=args.batch_size, progress="embedding")
     write_codes(output, codes, data, force=args.force)
@@ -420,9 +466,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     import aekit
     from aekit.apps.export import export_onnx
 
-    output = Path(args.output)
-    if output.exists() and not args.force:
-        raise ConfigError(f"{output}: already exists (pass --force to replace it)")
+    output = _fresh(args.output, args.force)
     check = export_onnx(aekit.load(args.run), output, part=args.part)
     print(
         f"wrote {output} ({args.part}); ONNX Runtime matches PyTorch within {check['max_abs_diff']:.1e} "
@@ -545,6 +589,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", required=True, help=".npy, IDX (*-ubyte[.gz]), a folder of PNGs")
     p.add_argument("--force", action="store_true")
     p.add_argument("--device", default="cpu")
+    p = sub.add_parser("generate", help="images from the latent space: samples, interpolations, the 2-D grid")
+    p.add_argument("run")
+    p.add_argument("-n", type=int, default=64, help="samples to draw (default 64)")
+    p.add_argument("-o", "--output", required=True, help="a .png grid, or .npy, IDX, a folder of PNGs")
+    p.add_argument("--label", help="conditional models: the class to generate (name or index)")
+    p.add_argument("--interpolate", nargs=2, metavar=("A", "B"), help="walk between two images")
+    p.add_argument("--steps", type=int, default=10, help="images along --interpolate")
+    p.add_argument("--grid", action="store_true", help="decode a grid over a 2-D latent space")
+    p.add_argument("--per-side", type=int, default=15, help="grid size for --grid")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--metric", action="store_true", help="Fréchet distance and label spread of the samples")
+    p.add_argument("--force", action="store_true")
+    p.add_argument("--device", default="cpu")
     p = sub.add_parser("embed", help="write the latent codes of data (ids and labels carried over)")
     p.add_argument("run")
     p.add_argument("input", help="dataset name, scheme:PATH or path")
@@ -583,6 +640,7 @@ COMMANDS = {
     "detect": lambda args: {"fit": cmd_detect_fit, "score": cmd_detect_score}[args.detect_command](args),
     "compress": cmd_compress,
     "decompress": cmd_decompress,
+    "generate": cmd_generate,
     "embed": cmd_embed,
     "export": cmd_export,
     "report": cmd_report,

@@ -36,16 +36,15 @@ from typing import Any
 
 import numpy as np
 import torch
-from safetensors import SafetensorError
-from safetensors.numpy import load_file, save_file
 
 from aekit.api import Run, data_fields, load
 from aekit.config import resolve
 from aekit.data.batches import Batches
 from aekit.data.dataset import ArrayDataset
 from aekit.errors import CheckpointError, ConfigError, DataError
+from aekit.evaluation.density import fit_mixture, load_mixture, save_mixture
 from aekit.evaluation.metrics import ssim
-from aekit.fileio import atomic_path, atomic_write_json
+from aekit.fileio import atomic_write_json
 from aekit.models.registry import build_model
 from aekit.training import checkpoint
 from aekit.training.trainer import Trainer, resolve_device
@@ -161,15 +160,8 @@ class AnomalyDetector:
         trainer.fit(fit_set)
         self.run = Run(config, data.describe(), trainer.model.eval(), None, trainer.history)
         if self.score_name in ("latent", "combined"):
-            from sklearn.mixture import GaussianMixture
-
-            codes = self.run.encode(fit_set).astype(np.float64)  # float64: scores match after load
-            self._gmm = GaussianMixture(
-                min(c.mixture_components, len(codes)),
-                covariance_type="full",
-                reg_covar=1e-4,
-                random_state=c.seed,
-            ).fit(codes)
+            codes = self.run.encode(fit_set)
+            self._gmm = fit_mixture(codes, c.mixture_components, c.seed)  # float64: scores repeat after load
         if self.score_name == "combined":
             parts = self._parts(calibration)
             for name, values in parts.items():
@@ -282,15 +274,7 @@ class AnomalyDetector:
         checkpoint.write_config(directory, self.run.config, self.run.dataset)
         checkpoint.save_weights(directory, self.run.model)
         if self._gmm is not None:
-            g = self._gmm
-            arrays = {
-                "weights": g.weights_,
-                "means": g.means_,
-                "covariances": g.covariances_,
-                "precisions_cholesky": g.precisions_cholesky_,
-            }
-            with atomic_path(directory / DENSITY) as tmp:
-                save_file({k: np.ascontiguousarray(v, dtype=np.float64) for k, v in arrays.items()}, str(tmp))
+            save_mixture(self._gmm, directory / DENSITY)
         state = {
             "config": dataclasses.asdict(self.config),
             "score": self.score_name,
@@ -321,28 +305,8 @@ class AnomalyDetector:
         det.run = load(directory, device=str(resolve_device(device)))
         det._gmm = None
         if det.score_name in ("latent", "combined"):
-            det._gmm = _load_mixture(directory / DENSITY)
+            det._gmm = load_mixture(directory / DENSITY)
         return det
-
-
-def _load_mixture(path: Path):
-    """A scikit-learn GaussianMixture rebuilt from its fitted arrays (no pickle)."""
-    from sklearn.mixture import GaussianMixture
-
-    try:
-        arrays = load_file(str(path))
-        weights, means = arrays["weights"], arrays["means"]
-        covariances, chol = arrays["covariances"], arrays["precisions_cholesky"]
-        if chol.ndim != 3 or means.shape != chol.shape[:2] or len(weights) != len(means):
-            raise ValueError(f"shapes {weights.shape}, {means.shape}, {chol.shape} do not agree")
-        gmm = GaussianMixture(len(weights), covariance_type="full")
-        gmm.weights_, gmm.means_, gmm.covariances_ = weights, means, covariances
-        gmm.precisions_cholesky_ = chol  # exactly the factors it scored with when fitted
-    except FileNotFoundError:
-        raise CheckpointError(f"{path}: missing") from None
-    except (SafetensorError, OSError, KeyError, ValueError) as e:
-        raise CheckpointError(f"{path}: corrupt latent density ({type(e).__name__}: {e})") from None
-    return gmm
 
 
 def _dataset(X: ArrayDataset | np.ndarray) -> ArrayDataset:

@@ -76,6 +76,10 @@ class TableSchema:
     def width(self) -> int:
         return len(self.numeric) + sum(self.blocks)
 
+    def layout(self) -> list[tuple[str, str, tuple[str, ...]]]:
+        """What decides the features' order and meaning (names, kinds, categories), not their scale."""
+        return [(c.name, c.kind, c.categories) for c in self.columns]
+
     def scaling(self) -> Scaling:
         ones = sum(self.blocks)
         lo = tuple(c.lo for c in self.numeric) + (0.0,) * ones

@@ -1,0 +1,138 @@
+"""Images from the latent space: samples, interpolations and the 2-D latent manifold.
+
+Generative models (VAE, CVAE, AAE) sample their own prior. Every other model (VQ-VAE, dense,
+conv...) gets a learned prior over its codes: a Gaussian mixture fitted to the codes of its
+training data, saved beside the run as ``code_prior.safetensors`` the first time it is needed;
+VQ-VAE samples are snapped to the nearest codebook rows before decoding.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from aekit.api import Run
+from aekit.data.dataset import ArrayDataset
+from aekit.errors import ConfigError
+from aekit.evaluation.density import fit_mixture, load_mixture, save_mixture
+
+CODE_PRIOR = "code_prior.safetensors"
+PRIOR_SAMPLES = 20000  # training codes the mixture is fitted to
+
+
+def _labels(run: Run, n: int, label: str | int | None) -> torch.Tensor | None:
+    model = run.model
+    if not getattr(model, "conditional", False):
+        if label is not None:
+            raise ConfigError(f"--label needs a conditional model (cvae); {run.config.model!r} is not")
+        return None
+    classes = list(run.dataset.get("classes") or [])
+    k = model.config.num_classes
+    if label is None:
+        return torch.arange(n, device=run.device) % k
+    index = classes.index(str(label)) if str(label) in classes else int(label) if str(label).isdigit() else -1
+    if not 0 <= index < k:
+        raise ConfigError(f"no class {label!r} (classes: {', '.join(classes) or f'0 to {k - 1}'})")
+    return torch.full((n,), index, device=run.device)
+
+
+def code_prior(run: Run, data: ArrayDataset | None = None, components: int = 10):
+    """The run's learned prior over codes: loaded from the run, or fitted to ``data`` and saved."""
+    path = run.path / CODE_PRIOR if run.path is not None else None
+    if path is not None and path.is_file():
+        return load_mixture(path)
+    if data is None:
+        from aekit.data.sources import load_dataset
+
+        data = load_dataset(run.config.data.source, "train", limit=PRIOR_SAMPLES)
+    codes = run.encode(data.subset(torch.arange(min(len(data), PRIOR_SAMPLES))))
+    gmm = fit_mixture(codes, components, run.config.train.seed)
+    if path is not None:
+        save_mixture(gmm, path)
+    return gmm
+
+
+@torch.no_grad()
+def decode_codes(run: Run, z: torch.Tensor, y: torch.Tensor | None = None) -> np.ndarray:
+    model = run.model.eval()
+    if hasattr(model, "quantize") and hasattr(model, "codebook"):  # VQ: onto the codebook
+        z = model.quantize(z)[0]
+    return model.decode(z.to(run.device), y).float().cpu().numpy()
+
+
+@torch.no_grad()
+def sample(run: Run, n: int, seed: int = 0, label: str | int | None = None, data=None) -> np.ndarray:
+    """``n`` images from the prior. Shape: (n, *input_shape), values in [0, 1]."""
+    model = run.model.eval()
+    y = _labels(run, n, label)
+    if getattr(model, "generative", False):
+        g = torch.Generator(run.device).manual_seed(seed)
+        return model.sample(n, generator=g, y=y).float().cpu().numpy()
+    gmm = code_prior(run, data)
+    gmm.random_state = seed
+    z, _ = gmm.sample(n)
+    z = torch.from_numpy(z[np.random.default_rng(seed).permutation(n)]).float()  # sample() sorts by component
+    return decode_codes(run, z, y)
+
+
+@torch.no_grad()
+def interpolate(run: Run, a: ArrayDataset, b: ArrayDataset, steps: int = 10) -> np.ndarray:
+    """Decode ``steps`` codes on the line between the codes of the first samples of ``a`` and ``b``.
+
+    Conditional models walk with the label of ``a`` (or class 0 when it has none).
+    """
+    if steps < 2:
+        raise ConfigError("--steps must be at least 2")
+    xa, ya = run.prepare(a).take(torch.arange(1), run.device)
+    xb, yb = run.prepare(b).take(torch.arange(1), run.device)
+    model = run.model.eval()
+    cond = getattr(model, "conditional", False)
+    if cond:
+        ya = ya if ya is not None else torch.zeros(1, dtype=torch.long, device=run.device)
+        yb = yb if yb is not None else ya
+    za, zb = model.encode(xa, ya if cond else None), model.encode(xb, yb if cond else None)
+    t = torch.linspace(0, 1, steps, device=run.device)[:, None]
+    return decode_codes(run, za + t * (zb - za), ya.expand(steps) if cond else None)
+
+
+@torch.no_grad()
+def latent_grid(run: Run, per_side: int = 15, span: float = 2.5, label=None) -> np.ndarray:
+    """The decoded 2-D latent manifold: a ``per_side`` x ``per_side`` grid of codes, row by row.
+
+    For models with a standard normal prior the grid is evenly spaced in probability (the
+    normal's quantiles), as in Kingma & Welling's figure; otherwise it spans the codes' range.
+    """
+    model = run.model
+    if model.config.latent_dim != 2:
+        raise ConfigError(
+            f"--grid draws a 2-D latent space; this model's codes have {model.config.latent_dim}"
+        )
+    if getattr(model, "generative", False):
+        from scipy.stats import norm
+
+        axis = torch.from_numpy(norm.ppf(np.linspace(0.03, 0.97, per_side))).float()
+        axes = (axis, axis)
+    else:
+        gmm = code_prior(run)
+        lo, hi = gmm.means_.min(0) - span, gmm.means_.max(0) + span
+        axes = tuple(torch.linspace(float(lo[d]), float(hi[d]), per_side) for d in range(2))
+    gy, gx = torch.meshgrid(axes[1].flip(0), axes[0], indexing="ij")
+    z = torch.stack([gx.flatten(), gy.flatten()], 1)
+    return decode_codes(run, z, _labels(run, len(z), label))
+
+
+def save_images(path: str | Path, images: np.ndarray, nrow: int, force: bool = False) -> Path:
+    """A ``.png`` grid, or any output :func:`aekit.outputs.write_samples` knows (.npy, IDX, a folder)."""
+    from aekit.data.files import from_array
+    from aekit.outputs import write_samples
+    from aekit.report.figures import image_grid, save_figure
+
+    path = Path(path)
+    if path.suffix.lower() == ".png":
+        if path.exists() and not force:
+            raise ConfigError(f"{path}: already exists (pass --force to replace it)")
+        return save_figure(image_grid(images, nrow=nrow), path)
+    like = from_array(np.rint(np.clip(images, 0, 1) * 255).astype(np.uint8), "samples")  # written as uint8
+    return write_samples(path, images, like=like, force=force)
