@@ -412,7 +412,9 @@ def cmd_generate(args: argparse.Namespace) -> int:
     from aekit.apps import generate
 
     run = aekit.load(args.run, device=args.device)
-    if not run.model.input_shape or len(run.model.input_shape) != 3:
+    if run.model.data_kind == "tokens" or args.music:
+        return _generate_music(run, args)
+    if len(run.model.input_shape) != 3:
         raise ConfigError(
             f"{args.run}: generates images; this model's samples have shape {run.model.input_shape}"
         )
@@ -446,6 +448,24 @@ def cmd_generate(args: argparse.Namespace) -> int:
         )
         print(f"  label entropy of the samples {m['label_entropy']:.3f} of {m['label_entropy_max']:.3f} nats")
         print("  label share: " + ", ".join(f"{v:.3f}" for v in m["label_share"]))
+    return 0
+
+
+def _generate_music(run, args: argparse.Namespace) -> int:
+    from aekit.apps import generate
+
+    if run.model.data_kind != "tokens":
+        raise ConfigError(
+            f"{args.run}: --music needs a music model (--model music-vae), not {run.config.model!r}"
+        )
+    if args.interpolate:
+        sequences = generate.music_interpolate(run, *args.interpolate, steps=args.steps)
+        what = f"{len(sequences)} steps from {args.interpolate[0]} to {args.interpolate[1]}"
+    else:
+        sequences = generate.music_samples(run, args.n, seed=args.seed, temperature=args.temperature)
+        what = f"{len(sequences)} pieces"
+    folder = generate.save_music(args.output, sequences, force=args.force)
+    print(f"wrote {what} to {folder}/ (.mid and piano-roll .png each)")
     return 0
 
 
@@ -600,6 +620,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--per-side", type=int, default=15, help="grid size for --grid")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--metric", action="store_true", help="Fréchet distance and label spread of the samples")
+    p.add_argument("--music", action="store_true", help="music models: write .mid files (and piano rolls)")
+    p.add_argument("--temperature", type=float, default=0.0, help="music: 0 greedy, above 0 sampled")
     p.add_argument("--force", action="store_true")
     p.add_argument("--device", default="cpu")
     p = sub.add_parser("embed", help="write the latent codes of data (ids and labels carried over)")

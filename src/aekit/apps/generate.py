@@ -136,3 +136,48 @@ def save_images(path: str | Path, images: np.ndarray, nrow: int, force: bool = F
         return save_figure(image_grid(images, nrow=nrow), path)
     like = from_array(np.rint(np.clip(images, 0, 1) * 255).astype(np.uint8), "samples")  # written as uint8
     return write_samples(path, images, like=like, force=force)
+
+
+# --- music -----------------------------------------------------------------------------------------
+
+
+@torch.no_grad()
+def music_samples(run: Run, n: int, seed: int = 0, temperature: float = 0.0) -> np.ndarray:
+    """``n`` token sequences from the prior: greedy decoding, or sampled with ``temperature``."""
+    g = torch.Generator(run.device).manual_seed(seed)
+    return run.model.eval().sample(n, generator=g, temperature=temperature).cpu().numpy().astype(np.uint8)
+
+
+@torch.no_grad()
+def music_interpolate(run: Run, a: str | Path, b: str | Path, steps: int = 8) -> np.ndarray:
+    """Morph from the first segment of MIDI file ``a`` to that of ``b`` through the latent space."""
+    from aekit.data.music import midi_folder, segments
+
+    if steps < 2:
+        raise ConfigError("--steps must be at least 2")
+    model = run.model.eval()
+    voices = tuple(range(model.config.voices))
+    ends = []
+    for path in (a, b):
+        path = Path(path)
+        pieces = midi_folder(path.parent, len(voices), only=path.name)
+        tokens = segments(pieces, model.config.steps // 16, voices)[0]
+        x = torch.from_numpy(tokens[:, 0] if len(model.input_shape) == 1 else tokens).float()[None]
+        ends.append(model.encode(x.to(run.device)))
+    t = torch.linspace(0, 1, steps, device=run.device)[:, None]
+    return model.decode(ends[0] + t * (ends[1] - ends[0])).cpu().numpy().astype(np.uint8)
+
+
+def save_music(folder: str | Path, sequences: np.ndarray, force: bool = False) -> Path:
+    """Each sequence as ``NN.mid`` (playable) and ``NN.png`` (its piano roll) in ``folder``."""
+    from aekit.data.music import write_midi
+    from aekit.report.figures import piano_roll, save_figure
+
+    folder = Path(folder)
+    if folder.exists() and any(folder.iterdir()) and not force:
+        raise ConfigError(f"{folder}: already exists and is not empty (pass --force to write into it)")
+    folder.mkdir(parents=True, exist_ok=True)
+    for i, seq in enumerate(sequences):
+        write_midi(folder / f"{i:02d}.mid", seq)
+        save_figure(piano_roll(seq, title=f"{i:02d}"), folder / f"{i:02d}.png")
+    return folder

@@ -277,3 +277,43 @@ def _digits(split: str) -> ArrayDataset:
     return ArrayDataset(
         x[keep], bunch.target[keep], name="digits", scaling=Scaling((0.0,), (16.0,)), classes=DIGITS
     )
+
+
+# --- music: the Bach chorales in music21's corpus, and folders of MIDI files ----------------------
+
+
+def _music21_status() -> str:
+    return (
+        "here (music21's corpus)" if importlib.util.find_spec("music21") else "missing: pip install music21"
+    )
+
+
+def _bach(split: str, voices: tuple[int, ...], name: str) -> ArrayDataset:
+    from aekit.data.music import bach_chorales, music_dataset, segments
+
+    pieces = bach_chorales()
+    held_out = [p for i, p in enumerate(pieces) if i % 10 == 0]  # every tenth chorale is the test split
+    kept = [p for i, p in enumerate(pieces) if i % 10 != 0]
+    if split == "test":
+        return music_dataset(name, segments(held_out, 2, voices))
+    return music_dataset(name, segments(kept, 2, voices, transpose=2))  # transposed copies: augmentation
+
+
+register_source(
+    "bach",
+    "soprano lines of the Bach chorales in music21's corpus, 2-bar segments at 16th notes",
+    _music21_status,
+)(lambda split: _bach(split, (0,), "bach"))
+register_source(
+    "bach-satb",
+    "the four voices of the Bach chorales in music21's corpus, 2-bar segments at 16th notes",
+    _music21_status,
+)(lambda split: _bach(split, (0, 1, 2, 3), "bach-satb"))
+
+
+@register_scheme("midi")
+def _midi(path: str) -> ArrayDataset:
+    """A folder of MIDI files: the top line, 2-bar segments."""
+    from aekit.data.music import midi_folder, music_dataset, segments
+
+    return music_dataset(path, segments(midi_folder(path), 2, (0,)))

@@ -48,6 +48,7 @@ class Autoencoder(nn.Module):
     phases: ClassVar[tuple[str, ...]] = ("main",)
     generative: ClassVar[bool] = False  # has sample(n, generator, y)
     conditional: ClassVar[bool] = False  # needs labels y in encode/decode/forward
+    data_kind: ClassVar[str] = "values"  # "values": images or tables in [0, 1]; "tokens": music
 
     def __init__(self, config: Any) -> None:
         super().__init__()

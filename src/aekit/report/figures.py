@@ -118,6 +118,32 @@ def loss_curves(history: Sequence[dict[str, float]]) -> Figure:
     return fig
 
 
+def piano_roll(tokens, title: str | None = None) -> Figure:
+    """A piano roll of music tokens (steps,) or (steps, voices): one colour per voice, bar lines."""
+    from aekit.data.music import STEPS_PER_BAR, tokens_to_notes
+
+    tokens = np.asarray(tokens)
+    tokens = tokens[:, None] if tokens.ndim == 1 else tokens
+    fig = Figure(figsize=(max(3.0, len(tokens) / 8), 2.4), layout="constrained")
+    ax = fig.subplots()
+    colours = ["tab:red", "tab:blue", "tab:green", "tab:purple"]
+    pitches = []
+    for v, notes in enumerate(tokens_to_notes(tokens)):
+        for p, a, b in notes:
+            ax.broken_barh([(a, b - a)], (p - 0.4, 0.8), color=colours[v % 4])
+            pitches.append(p)
+    for bar in range(0, len(tokens) + 1, STEPS_PER_BAR):
+        ax.axvline(bar, color="grey", lw=0.6)
+    if pitches:
+        ax.set_ylim(min(pitches) - 2, max(pitches) + 2)
+    ax.set_xlim(0, len(tokens))
+    ax.set_xlabel("16th-note step")
+    ax.set_ylabel("MIDI pitch")
+    if title:
+        ax.set_title(title, fontsize=9)
+    return fig
+
+
 def roc_curve(truth, scores, title: str | None = None) -> Figure:
     """The ROC curve of ``scores`` (higher = more positive) against boolean ``truth``, with its AUROC."""
     from sklearn.metrics import roc_auc_score
