@@ -110,3 +110,30 @@ def test_early_stopping_state_survives_in_the_checkpoint(digits_small):
     Trainer(model, TrainConfig(epochs=2, device="cpu"), [again]).load_state_dict(state)
     assert again.best == stop.best and again.bad_epochs == stop.bad_epochs
     assert all(torch.equal(again.best_state[k], stop.best_state[k]) for k in stop.best_state)
+
+
+def test_shards_read_as_one_data_set_and_splits_stay_on_disk(tmp_path):
+    from aekit.data.dataset import Rows
+    from aekit.errors import DataError
+
+    rng = np.random.default_rng(0)
+    parts = [rng.integers(0, 256, (n, 1, 8, 8), dtype=np.uint8) for n in (30, 50, 20)]
+    for i, p in enumerate(parts):
+        np.save(tmp_path / f"part{i}.npy", p)
+        np.save(tmp_path / f"part{i}.labels.npy", np.full(len(p), i))
+    data = aekit.load_dataset(f"shards:{tmp_path}")
+    whole = np.concatenate(parts)
+    assert len(data) == 100 and data.shape == (1, 8, 8) and data.y.tolist() == [0] * 30 + [1] * 50 + [2] * 20
+    index = torch.from_numpy(rng.permutation(100)[:37])
+    np.testing.assert_array_equal(data.raw(index).numpy(), whole[index.numpy()])
+    train, val = data.split(0.2, seed=1)
+    assert isinstance(train.x, Rows) and isinstance(val.x, Rows)  # views: nothing read yet
+    np.testing.assert_array_equal(train.raw(torch.arange(len(train))).numpy(), whole[train.x.index])
+    memmapped = aekit.load_dataset(str(tmp_path / "part1.npy"))
+    assert isinstance(memmapped.split(0.5)[0].x, Rows)
+    out = tmp_path / "run"
+    argv = ["train", "--data", f"shards:{tmp_path}", "--epochs", "1", "--out", str(out), "--quiet"]
+    assert _aekit(*argv, timeout=300).returncode == 0
+    np.save(tmp_path / "part3.npy", np.zeros((5, 1, 9, 9), np.uint8))
+    with pytest.raises(DataError, match="part3.npy: samples"):
+        aekit.load_dataset(f"shards:{tmp_path}")

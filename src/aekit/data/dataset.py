@@ -130,11 +130,13 @@ class ArrayDataset:
         return x, y
 
     def subset(self, index: Tensor | np.ndarray, name: str | None = None) -> ArrayDataset:
-        """A dataset of the samples at ``index`` (copied into memory)."""
+        """A dataset of the samples at ``index``: copied when in memory, a view when on disk
+        (so that splitting a memory-mapped data set never reads it whole)."""
         index = torch.as_tensor(np.asarray(index), dtype=torch.int64)
         y = None if self.y is None else self.y[index]
         ids = None if self.ids is None else tuple(self.ids[i] for i in index.tolist())
-        return replace(self, x=self.raw(index), y=y, ids=ids, name=name or self.name)
+        x = self.raw(index) if isinstance(self.x, Tensor) else Rows.of(self.x, index.numpy())
+        return replace(self, x=x, y=y, ids=ids, name=name or self.name)
 
     def split(self, fraction: float, seed: int = 0) -> tuple[ArrayDataset, ArrayDataset | None]:
         """Split off a random ``fraction`` for validation; (self, None) when fraction is 0."""
@@ -159,6 +161,39 @@ class ArrayDataset:
             "classes": list(self.classes) if self.classes else None,
             **({"schema": self.schema.to_dict()} if self.schema is not None else {}),
         }
+
+
+class Rows:
+    """Some rows of an array on disk (a memory map, or shards), read only when indexed.
+
+    Indexing with an int64 array reads those rows in file order (sorted, for the disk) and
+    returns them in the order asked.
+    """
+
+    def __init__(self, base, index: np.ndarray) -> None:
+        self.base, self.index = base, np.asarray(index, dtype=np.int64)
+
+    @classmethod
+    def of(cls, x, index: np.ndarray) -> Rows:
+        """A view of rows ``index`` of ``x``; a view of a view points at the base array."""
+        return cls(x.base, x.index[index]) if isinstance(x, Rows) else cls(x, index)
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return (len(self.index), *self.base.shape[1:])
+
+    @property
+    def dtype(self):
+        return self.base.dtype
+
+    def __getitem__(self, index) -> np.ndarray:
+        rows = self.index[index]
+        order = np.argsort(rows, kind="stable")
+        out = np.asarray(self.base[rows[order]])
+        return out[np.argsort(order, kind="stable")]
 
 
 def _labels(y: Tensor | np.ndarray, name: str) -> Tensor:

@@ -107,6 +107,13 @@ register_scheme("csv")(read_csv)
 register_scheme("idx")(lambda path: from_array(read_idx(path), path))
 
 
+@register_scheme("shards")
+def _shards(path: str) -> ArrayDataset:
+    from aekit.data.shards import read_shards
+
+    return read_shards(path)
+
+
 # --- the IDX family: files found locally, in the cache, or downloaded ------------------------------
 
 _IDX_FILES = {
