@@ -193,9 +193,11 @@ def test_take_and_subset_on_a_memmap(memmapped):
     xs, ys = data.take(torch.tensor([6, 2]))
     np.testing.assert_allclose(xs.numpy(), x[[6, 2]] / 255, atol=1e-7)
     assert ys.tolist() == [60, 20]
-    sub = data.subset(torch.tensor([3, 1]))
-    assert isinstance(sub.x, torch.Tensor) and sub.y.tolist() == [30, 10]
-    np.testing.assert_array_equal(sub.x.numpy(), x[[3, 1]])
+    sub = data.subset(torch.tensor([3, 1]))  # a view of the file's rows: nothing copied
+    from aekit.data.dataset import Rows
+
+    assert isinstance(sub.x, Rows) and sub.y.tolist() == [30, 10] and len(sub) == 2
+    np.testing.assert_array_equal(sub.raw(torch.arange(2)).numpy(), x[[3, 1]])
 
 
 # --- Batches -----------------------------------------------------------------------------------------
