@@ -295,15 +295,15 @@ def _music21_status() -> str:
     )
 
 
-def _bach(split: str, voices: tuple[int, ...], name: str) -> ArrayDataset:
+def _bach(split: str, voices: tuple[int, ...], name: str, bars: int = 2) -> ArrayDataset:
     from aekit.data.music import bach_chorales, music_dataset, segments
 
     pieces = bach_chorales()
     held_out = [p for i, p in enumerate(pieces) if i % 10 == 0]  # every tenth chorale is the test split
     kept = [p for i, p in enumerate(pieces) if i % 10 != 0]
     if split == "test":
-        return music_dataset(name, segments(held_out, 2, voices))
-    return music_dataset(name, segments(kept, 2, voices, transpose=2))  # transposed copies: augmentation
+        return music_dataset(name, segments(held_out, bars, voices))
+    return music_dataset(name, segments(kept, bars, voices, transpose=2))  # transposed copies: augmentation
 
 
 register_source(
@@ -316,6 +316,13 @@ register_source(
     "the four voices of the Bach chorales in music21's corpus, 2-bar segments at 16th notes",
     _music21_status,
 )(lambda split: _bach(split, (0, 1, 2, 3), "bach-satb"))
+
+
+register_source(
+    "bach-4bars",
+    "soprano lines of the Bach chorales in music21's corpus, 4-bar segments at 16th notes",
+    _music21_status,
+)(lambda split: _bach(split, (0,), "bach-4bars", bars=4))
 
 
 @register_scheme("midi")
