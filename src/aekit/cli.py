@@ -44,6 +44,22 @@ def _value(text: str) -> Any:
         return [_value(t) for t in text.split(",")] if "," in text else text
 
 
+def _count(text: str) -> int:
+    """An argparse type: a whole number of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected 1 or more, got {value}")
+    return value
+
+
+def _natural(text: str) -> int:
+    """An argparse type: a whole number of at least 0."""
+    return 0 if text.strip() == "0" else _count(text)
+
+
 def _sizes(text: str) -> list[int]:
     try:
         return [int(t) for t in text.split(",") if t.strip()]
@@ -65,7 +81,7 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
         "--preset", choices=sorted(PRESETS), help="named starting point; 'seed' is the classic 784-128-64-32"
     )
     p.add_argument("--data", help="dataset name, scheme:PATH or path (default mnist-5k)")
-    p.add_argument("--limit", type=int, help="use only the first N training samples")
+    p.add_argument("--limit", type=_count, help="use only the first N training samples")
     p.add_argument(
         "--missing", choices=("error", "drop", "impute"), help="tables: missing values (default error)"
     )
@@ -75,7 +91,7 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     for flag, (_, typ, help_) in TRAIN_FLAGS.items():
         p.add_argument(flag, type=typ, help=help_)
     p.add_argument("--no-amp", action="store_true", help="no mixed precision on CUDA")
-    p.add_argument("--latent-dim", type=int, help="size of the code")
+    p.add_argument("--latent-dim", type=_count, help="size of the code")
     p.add_argument("--hidden", type=_sizes, help="hidden layer sizes, e.g. 128,64")
     p.add_argument("--lambda", dest="rd_lambda", type=float, help="codec: rate-distortion trade-off")
     p.add_argument(
@@ -529,11 +545,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run")
     p.add_argument("--data", help="dataset (default: the one the run trained on)")
     p.add_argument("--split", default="test", choices=("train", "test"))
-    p.add_argument("--limit", type=int)
+    p.add_argument("--limit", type=_count)
     p.add_argument("--device", default="cpu")
     p.add_argument(
         "--iw-samples",
-        type=int,
+        type=_natural,
         default=0,
         metavar="K",
         help="VAE family: importance-weighted NLL with K samples",
@@ -561,7 +577,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--seed", type=int, default=0, help="seed of --add-noise")
     p.add_argument("--figure", help="write a noisy / denoised / clean figure to this .png")
-    p.add_argument("--batch-size", type=int, default=1024)
+    p.add_argument("--batch-size", type=_count, default=1024)
     p.add_argument("--force", action="store_true", help="replace existing outputs")
     p.add_argument("--device", default="cpu")
     p = sub.add_parser("detect", help="anomaly detection: fit a detector, score data")
@@ -576,12 +592,12 @@ def build_parser() -> argparse.ArgumentParser:
     rule.add_argument("--fpr", type=float, help="target false-positive rate on normal data (default 0.01)")
     rule.add_argument("--percentile", type=float, help="threshold at this percentile of normal scores")
     rule.add_argument("--contamination", type=float, help="share of anomalies in the training data")
-    p.add_argument("--epochs", type=int)
-    p.add_argument("--latent-dim", type=int)
-    p.add_argument("--iw-samples", type=int, help="nll score: importance samples")
+    p.add_argument("--epochs", type=_count)
+    p.add_argument("--latent-dim", type=_count)
+    p.add_argument("--iw-samples", type=_natural, help="nll score: importance samples")
     p.add_argument("--seed", type=int)
-    p.add_argument("--limit", type=int, help="use only the first N training samples")
-    p.add_argument("--test-limit", type=int, help="evaluate on the first N test samples")
+    p.add_argument("--limit", type=_count, help="use only the first N training samples")
+    p.add_argument("--test-limit", type=_count, help="evaluate on the first N test samples")
     p.add_argument("--device", default="auto")
     p.add_argument("--quiet", action="store_true")
     p = dsub.add_parser("score", help="score samples with a detector; write a CSV")
@@ -589,7 +605,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("input", help="dataset name, scheme:PATH or path (IDX, .npy, images, CSV)")
     p.add_argument("-o", "--output", required=True, help="scores.csv")
     p.add_argument("--split", default="test", choices=("train", "test"), help="for named datasets")
-    p.add_argument("--limit", type=int)
+    p.add_argument("--limit", type=_count)
     p.add_argument("--normal-class", help="labels present: print AUROC etc. with this class as normal")
     p.add_argument("--figures", action="store_true", help="with --normal-class: roc.png and extremes.png")
     p.add_argument("--force", action="store_true")
@@ -600,7 +616,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("input", help="dataset name, scheme:PATH or path (IDX, .npy, images)")
     p.add_argument("-o", "--output", required=True, help="images.aek")
     p.add_argument("--split", default="test", choices=("train", "test"), help="for named datasets")
-    p.add_argument("--limit", type=int)
+    p.add_argument("--limit", type=_count)
     p.add_argument("--force", action="store_true")
     p.add_argument("--device", default="cpu")
     p = sub.add_parser("decompress", help="images back from an .aek file")
@@ -611,13 +627,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="cpu")
     p = sub.add_parser("generate", help="images from the latent space: samples, interpolations, the 2-D grid")
     p.add_argument("run")
-    p.add_argument("-n", type=int, default=64, help="samples to draw (default 64)")
+    p.add_argument("-n", type=_count, default=64, help="samples to draw (default 64)")
     p.add_argument("-o", "--output", required=True, help="a .png grid, or .npy, IDX, a folder of PNGs")
     p.add_argument("--label", help="conditional models: the class to generate (name or index)")
     p.add_argument("--interpolate", nargs=2, metavar=("A", "B"), help="walk between two images")
-    p.add_argument("--steps", type=int, default=10, help="images along --interpolate")
+    p.add_argument("--steps", type=_count, default=10, help="images along --interpolate")
     p.add_argument("--grid", action="store_true", help="decode a grid over a 2-D latent space")
-    p.add_argument("--per-side", type=int, default=15, help="grid size for --grid")
+    p.add_argument("--per-side", type=_count, default=15, help="grid size for --grid")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--metric", action="store_true", help="Fréchet distance and label spread of the samples")
     p.add_argument("--music", action="store_true", help="music models: write .mid files (and piano rolls)")
@@ -629,8 +645,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("input", help="dataset name, scheme:PATH or path")
     p.add_argument("-o", "--output", required=True, help="codes.npy, codes.npz or codes.csv")
     p.add_argument("--split", default="test", choices=("train", "test"), help="for named datasets")
-    p.add_argument("--limit", type=int)
-    p.add_argument("--batch-size", type=int, default=1024)
+    p.add_argument("--limit", type=_count)
+    p.add_argument("--batch-size", type=_count, default=1024)
     p.add_argument("--force", action="store_true")
     p.add_argument("--device", default="cpu")
     p = sub.add_parser("export", help="export the encoder, decoder or both to ONNX (checked)")
@@ -642,12 +658,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("runs", nargs="+", metavar="RUN")
     p.add_argument("-o", "--output", help="the page (default RUN/report.html for one run)")
     p.add_argument("--data", help="test data (default: the test split of each run's dataset)")
-    p.add_argument("--limit", type=int, default=2000, help="test samples to use (default 2000)")
+    p.add_argument("--limit", type=_count, default=2000, help="test samples to use (default 2000)")
     p.add_argument("--no-data", action="store_true", help="leave out test metrics and maps")
     p = sub.add_parser("compare", help="print a table of several runs' metrics")
     p.add_argument("runs", nargs="+", metavar="RUN")
     p.add_argument("--data", help="test data (default: the test split of each run's dataset)")
-    p.add_argument("--limit", type=int, default=2000)
+    p.add_argument("--limit", type=_count, default=2000)
     p.add_argument("--no-data", action="store_true", help="only the training log's metrics")
     sub.add_parser("datasets", help="list the named datasets and whether each is here")
     sub.add_parser("models", help="list the models")

@@ -14,6 +14,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from aekit.errors import DataError
+
 _UMASK = os.umask(0)  # read the process's umask once (setting it is the only way to read it)
 os.umask(_UMASK)
 
@@ -26,6 +28,8 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     exception the temporary file is removed and ``path`` is left untouched.
     """
     path = Path(path)
+    if path.is_dir():
+        raise DataError(f"{path}: is a folder; name a file to write")
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp" + path.suffix)
     os.close(fd)

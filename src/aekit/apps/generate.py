@@ -65,6 +65,8 @@ def decode_codes(run: Run, z: torch.Tensor, y: torch.Tensor | None = None) -> np
 @torch.no_grad()
 def sample(run: Run, n: int, seed: int = 0, label: str | int | None = None, data=None) -> np.ndarray:
     """``n`` images from the prior. Shape: (n, *input_shape), values in [0, 1]."""
+    if n < 1:
+        raise ConfigError(f"the number of samples must be at least 1, not {n}")
     model = run.model.eval()
     y = _labels(run, n, label)
     if getattr(model, "generative", False):
@@ -144,6 +146,8 @@ def save_images(path: str | Path, images: np.ndarray, nrow: int, force: bool = F
 @torch.no_grad()
 def music_samples(run: Run, n: int, seed: int = 0, temperature: float = 0.0) -> np.ndarray:
     """``n`` token sequences from the prior: greedy decoding, or sampled with ``temperature``."""
+    if n < 1:
+        raise ConfigError(f"the number of samples must be at least 1, not {n}")
     g = torch.Generator(run.device).manual_seed(seed)
     return run.model.eval().sample(n, generator=g, temperature=temperature).cpu().numpy().astype(np.uint8)
 
