@@ -108,7 +108,7 @@ def train_denoiser(train, kind: str, low: float, high: float, args, arch: str = 
         tag = "-".join(map(str, [kind, *args.channels, args.latent_dim, args.epochs]))
     else:
         settings |= {"hidden": args.hidden, "latent_dim": args.dense_latent_dim}
-        tag = "-".join(map(str, [kind, "dense", *args.hidden, args.dense_latent_dim, args.epochs]))
+        tag = "-".join(map(str, [kind, "dense", *args.hidden, args.dense_latent_dim, args.dense_epochs]))
     run_dir = Path(args.out) / f"denoiser-{tag}"
     if (run_dir / checkpoint.WEIGHTS).is_file():
         print(f"  reusing {run_dir}")
@@ -117,8 +117,9 @@ def train_denoiser(train, kind: str, low: float, high: float, args, arch: str = 
     layers = [{"model": settings, "data": {"source": "fashion-mnist"}}]
     config = resolve(layers, input_shape=train.shape)
     model = build_model("denoising", config.model_config)
+    epochs = args.epochs if arch == "conv" else args.dense_epochs
     cfg = TrainConfig(
-        epochs=args.epochs, batch_size=128, lr=2e-3, schedule="onecycle", val_fraction=0, device="cpu"
+        epochs=epochs, batch_size=128, lr=2e-3, schedule="onecycle", val_fraction=0, device="cpu"
     )
     start = time.perf_counter()
     Trainer(model, cfg).fit(train)
@@ -137,6 +138,7 @@ def main() -> None:
     parser.add_argument("--latent-dim", type=int, default=256)
     parser.add_argument("--hidden", type=int, nargs="+", default=[512, 256], help="the dense denoiser's")
     parser.add_argument("--dense-latent-dim", type=int, default=128)
+    parser.add_argument("--dense-epochs", type=int, default=10)
     parser.add_argument("--out", default=str(Path(__file__).parent / "results"))
     args = parser.parse_args()
     torch.set_num_threads(torch.get_num_threads())
