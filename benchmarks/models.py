@@ -120,6 +120,8 @@ def main() -> None:
     print("|---|---|---|---|---|")
     for r in rows:
         nll = f"{r['nll']:.1f}" if "nll" in r else ""
+        if "nll_pythae_estimator" in r:
+            nll += f" (pythae's own estimator: {r['nll_pythae_estimator']:.1f})"
         print(
             f"| {r['model']} | {r['mse']:.5f} | {r['mse'] / pca_mse:.2f}x | {nll} | {r['samples/s']:,.0f} |"
         )
