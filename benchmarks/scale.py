@@ -50,7 +50,7 @@ def make_data(path: Path, gb: float) -> Path:
     return path
 
 
-def child(path: str, steps: int, batch: int, in_memory_gb: float, advice: str = "random") -> None:
+def child(path: str, steps: int, batch: int, in_memory_gb: float, advice: str = "normal") -> None:
     """Train for ``steps`` steps in this (fresh) process and print one JSON line of measurements."""
     import torch
 
@@ -64,11 +64,11 @@ def child(path: str, steps: int, batch: int, in_memory_gb: float, advice: str = 
     if in_memory_gb > 0:
         n = int(in_memory_gb * 1e9) // int(np.prod(SHAPE))
         x = torch.from_numpy(np.array(x[:n]))  # a copy in memory
-    data = ArrayDataset(x, name=path, scaling=Scaling.uint8())  # aekit advises the kernel: random access
-    if advice == "normal" and isinstance(x, np.memmap):  # undo it, to measure what the advice changes
+    data = ArrayDataset(x, name=path, scaling=Scaling.uint8())
+    if advice == "random" and isinstance(x, np.memmap):  # tried: no read-ahead, no fault-around
         import mmap
 
-        x._mmap.madvise(mmap.MADV_NORMAL)
+        x._mmap.madvise(mmap.MADV_RANDOM)
     model = build_model("dense", input_shape=SHAPE, hidden=(256, 128), latent_dim=32)
     cfg = TrainConfig(epochs=1, batch_size=batch, lr=1e-3, val_fraction=0, device="cpu")
 
@@ -113,7 +113,7 @@ def _status(field: str) -> float:
     return 0.0
 
 
-def measure(path: Path, args, in_memory_gb: float = 0.0, advice: str = "random") -> dict:
+def measure(path: Path, args, in_memory_gb: float = 0.0, advice: str = "normal") -> dict:
     cmd = [sys.executable, __file__, "--child", str(path), "--steps", str(args.steps)]
     cmd += ["--batch", str(args.batch), "--in-memory-gb", str(in_memory_gb), "--advice", advice]
     out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
@@ -129,7 +129,7 @@ def main() -> None:
     parser.add_argument("--in-memory-gb", type=float, default=2.0)
     parser.add_argument("--dir", default="/tmp/aekit-scale")
     parser.add_argument("--child")
-    parser.add_argument("--advice", default="random", choices=("random", "normal"))
+    parser.add_argument("--advice", default="normal", choices=("random", "normal"))
     args = parser.parse_args()
     if args.child:
         child(args.child, args.steps, args.batch, args.in_memory_gb, args.advice)

@@ -8,7 +8,6 @@ treated the same way.
 
 from __future__ import annotations
 
-import contextlib
 import math
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -96,8 +95,6 @@ class ArrayDataset:
         if isinstance(self.x, np.ndarray) and not isinstance(self.x, np.memmap):
             array = np.ascontiguousarray(self.x)
             self.x = torch.from_numpy(array if array.flags.writeable else array.copy())
-        if isinstance(self.x, np.memmap):
-            random_access(self.x)
         if len(self.x) == 0:
             raise DataError(f"{self.name}: the dataset is empty")
         if self.y is not None:
@@ -164,17 +161,6 @@ class ArrayDataset:
             "classes": list(self.classes) if self.classes else None,
             **({"schema": self.schema.to_dict()} if self.schema is not None else {}),
         }
-
-
-def random_access(x: np.memmap) -> None:
-    """Tell the kernel that batches read this map at random: no read-ahead, no fault-around, so
-    the pages mapped into the process are the rows read, not megabytes around each of them."""
-    import mmap
-
-    m = getattr(x, "_mmap", None)
-    if m is not None and hasattr(m, "madvise") and hasattr(mmap, "MADV_RANDOM"):
-        with contextlib.suppress(OSError, ValueError):  # not supported here: it is only a hint
-            m.madvise(mmap.MADV_RANDOM)
 
 
 class Rows:

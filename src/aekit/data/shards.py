@@ -19,11 +19,6 @@ class ShardedArray:
     """Several memory-mapped arrays of the same sample shape and dtype, indexed as one."""
 
     def __init__(self, arrays: list[np.ndarray]) -> None:
-        from aekit.data.dataset import random_access
-
-        for a in arrays:
-            if isinstance(a, np.memmap):
-                random_access(a)
         self.arrays = arrays
         self.offsets = np.cumsum([0] + [len(a) for a in arrays])
 
