@@ -7,4 +7,4 @@ bash scripts/setup.sh
 rm -rf runs/quickstart
 .venv/bin/aekit train --preset seed --data mnist-5k --epochs 50 --out runs/quickstart "$@"
 .venv/bin/aekit evaluate runs/quickstart
-echo "see runs/quickstart/reconstructions.png (originals above, reconstructions below)"
+echo "see runs/quickstart/report.html (all of it on one page) and reconstructions.png (originals above, reconstructions below)"
