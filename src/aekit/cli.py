@@ -691,6 +691,9 @@ COMMANDS = {
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; returns the exit code (0 ok, 2 bad input or usage, 130 interrupted)."""
     parser = build_parser()
+    if any("\x00" in a for a in (sys.argv[1:] if argv is None else argv)):
+        print("aekit: error: an argument holds a NUL byte, which no file name or value can", file=sys.stderr)
+        return 2
     try:
         args = parser.parse_args(argv)
     except SystemExit as e:

@@ -28,6 +28,8 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     exception the temporary file is removed and ``path`` is left untouched.
     """
     path = Path(path)
+    if "\x00" in str(path):
+        raise DataError(f"{str(path)!r}: a file name cannot hold a NUL byte")
     if path.is_dir():
         raise DataError(f"{path}: is a folder; name a file to write")
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -165,7 +165,7 @@ def music_interpolate(run: Run, a: str | Path, b: str | Path, steps: int = 8) ->
     for path in (a, b):
         path = Path(path)
         pieces = midi_folder(path.parent, len(voices), only=path.name)
-        tokens = segments(pieces, model.config.steps // 16, voices)[0]
+        tokens = segments(pieces, model.config.steps // 16, voices, name=str(path))[0]
         x = torch.from_numpy(tokens[:, 0] if len(model.input_shape) == 1 else tokens).float()[None]
         ends.append(model.encode(x.to(run.device)))
     t = torch.linspace(0, 1, steps, device=run.device)[:, None]

@@ -167,8 +167,9 @@ def segments(
     bars: int = 2,
     voices: tuple[int, ...] = (0,),
     transpose: int = 0,
+    name: str = "these pieces",
 ) -> np.ndarray:
-    """Non-overlapping ``bars``-bar segments (hop of one bar) of the chosen voices as tokens.
+    """Segments of ``bars`` bars starting at every bar (so they overlap) of the chosen voices, as tokens.
 
     Segments that are silent in a chosen voice for more than half their length are dropped.
     ``transpose`` > 0 adds copies shifted by -transpose..+transpose semitones (augmentation).
@@ -191,7 +192,9 @@ def segments(
             for shift in range(-transpose, transpose + 1):
                 out.append(roll_to_tokens(np.where(seg_r > 0, seg_r + shift, 0), seg_o))
     if not out:
-        raise DataError(f"no {bars}-bar segments in these pieces")
+        raise DataError(
+            f"{name}: no {bars}-bar segment in which every chosen voice sounds at least half the time"
+        )
     return np.stack(out)
 
 

@@ -83,6 +83,8 @@ def load_dataset(
     """
     if split not in SPLITS:
         raise DataError(f"unknown split {split!r} (expected one of {', '.join(SPLITS)})")
+    if "\x00" in name:
+        raise DataError(f"{name!r}: a data set name or path cannot hold a NUL byte")
     if name in SOURCES:
         data = SOURCES[name].load(split)
     elif ":" in name and name.split(":", 1)[0] in SCHEMES:
@@ -302,8 +304,10 @@ def _bach(split: str, voices: tuple[int, ...], name: str, bars: int = 2) -> Arra
     held_out = [p for i, p in enumerate(pieces) if i % 10 == 0]  # every tenth chorale is the test split
     kept = [p for i, p in enumerate(pieces) if i % 10 != 0]
     if split == "test":
-        return music_dataset(name, segments(held_out, bars, voices))
-    return music_dataset(name, segments(kept, bars, voices, transpose=2))  # transposed copies: augmentation
+        return music_dataset(name, segments(held_out, bars, voices, name=name))
+    return music_dataset(
+        name, segments(kept, bars, voices, transpose=2, name=name)
+    )  # transposed copies: augmentation
 
 
 register_source(
@@ -330,4 +334,4 @@ def _midi(path: str) -> ArrayDataset:
     """A folder of MIDI files: the top line, 2-bar segments."""
     from aekit.data.music import midi_folder, music_dataset, segments
 
-    return music_dataset(path, segments(midi_folder(path), 2, (0,)))
+    return music_dataset(path, segments(midi_folder(path), 2, (0,), name=path))

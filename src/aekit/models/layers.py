@@ -10,6 +10,8 @@ from dataclasses import dataclass
 
 from torch import Tensor, nn
 
+from aekit.errors import ConfigError
+
 ACTIVATIONS: dict[str, type[nn.Module]] = {
     "relu": nn.ReLU,
     "leaky_relu": nn.LeakyReLU,
@@ -148,6 +150,14 @@ class Backbone:
     activation: str = "relu"
     output_activation: str = "sigmoid"
     loss: str = "mse"
+
+    def __post_init__(self) -> None:
+        sizes = {"input_shape": self.input_shape, "hidden": self.hidden, "channels": self.channels}
+        for name, values in sizes.items():
+            if not values or any(v < 1 for v in values):
+                raise ConfigError(f"model config: {name} must be sizes of 1 or more, not {list(values)}")
+        if self.latent_dim < 1:
+            raise ConfigError(f"model config: latent_dim must be 1 or more, not {self.latent_dim}")
 
 
 def build_encoder(c: Backbone, out_dim: int, final: str = "none") -> nn.Module:

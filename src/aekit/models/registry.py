@@ -43,7 +43,7 @@ def register_model(name: str):
 
 
 def get_spec(name: str) -> ModelSpec:
-    if name not in MODELS:
+    if not isinstance(name, str) or name not in MODELS:
         raise ConfigError(f"unknown model {name!r} (known: {', '.join(sorted(MODELS))})")
     return MODELS[name]
 
@@ -108,4 +108,7 @@ def build_model(name: str, config: Any = None, **overrides: Any):
         config = dataclasses.replace(config, **overrides) if overrides else config
     else:
         config = make_config(spec.config_cls, {**(config or {}), **overrides}, where=f"model {name!r}")
-    return spec.cls(config)
+    try:
+        return spec.cls(config)
+    except (ValueError, RuntimeError, TypeError) as e:  # sizes torch cannot build, named for the user
+        raise ConfigError(f"model {name!r}: cannot be built with these settings ({e})") from None

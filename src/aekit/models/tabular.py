@@ -35,6 +35,7 @@ class TabularConfig(DenseConfig):
     categories: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if any(k < 1 for k in self.categories) or sum(self.categories) > math.prod(self.input_shape):
             raise ConfigError(
                 f"model 'tabular': categories {self.categories} do not fit {self.input_shape} features"
