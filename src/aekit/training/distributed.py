@@ -76,11 +76,29 @@ def shard(start: int, size: int) -> tuple[int, int]:
     return lo, lo + base + (1 if r < extra else 0)
 
 
+def _collective_device() -> torch.device:
+    """NCCL reduces tensors on this rank's GPU; gloo on the CPU."""
+    if dist.get_backend() == "nccl":
+        return torch.device("cuda", torch.cuda.current_device())
+    return torch.device("cpu")
+
+
+def all_true(flag: bool) -> bool:
+    """True on every rank only if ``flag`` is true on every rank."""
+    if world_size() <= 1:
+        return flag
+    t = torch.tensor([1 if flag else 0], dtype=torch.int64, device=_collective_device())
+    dist.all_reduce(t, op=dist.ReduceOp.MIN)
+    return bool(t.item())
+
+
 def mean_across_ranks(values: dict[str, float], weight: float) -> dict[str, float]:
     """Weighted means of ``values`` over the ranks (each rank's ``weight`` is its sample count)."""
     if world_size() <= 1 or not values:
         return values
     keys = sorted(values)
-    t = torch.tensor([values[k] * weight for k in keys] + [weight], dtype=torch.float64)
+    t = torch.tensor(
+        [values[k] * weight for k in keys] + [weight], dtype=torch.float64, device=_collective_device()
+    )
     dist.all_reduce(t)
     return {k: float(v) / float(t[-1]) for k, v in zip(keys, t[:-1], strict=True)}

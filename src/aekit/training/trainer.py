@@ -187,7 +187,10 @@ class Trainer:
             values = dict(
                 zip(terms, torch.stack([v.detach().float() for v in terms.values()]).tolist(), strict=True)
             )
-            if not math.isfinite(values["loss"]):  # one device sync a step, for all terms
+            finite = math.isfinite(values["loss"])  # one device sync a step, for all terms
+            if self.ddp is not None:  # every rank skips or stops together, or the gradient sync would hang
+                finite = distributed.all_true(finite)
+            if not finite:
                 if self.config.nan_policy == "skip":
                     opt.zero_grad(set_to_none=True)
                     return None
