@@ -138,7 +138,7 @@ def main() -> None:
     parser.add_argument("--latent-dim", type=int, default=256)
     parser.add_argument("--hidden", type=int, nargs="+", default=[512, 256], help="the dense denoiser's")
     parser.add_argument("--dense-latent-dim", type=int, default=128)
-    parser.add_argument("--dense-epochs", type=int, default=10)
+    parser.add_argument("--dense-epochs", type=int, default=25)
     parser.add_argument("--out", default=str(Path(__file__).parent / "results"))
     args = parser.parse_args()
     torch.set_num_threads(torch.get_num_threads())
