@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from aekit.errors import AekitError, ConfigError
+from aekit.fileio import new_output
 
 TRAIN_FLAGS = {  # flag -> (TrainConfig field, type, help)
     "--epochs": ("epochs", int, "passes over the training data"),
@@ -26,14 +27,6 @@ TRAIN_FLAGS = {  # flag -> (TrainConfig field, type, help)
     "--seed": ("seed", int, "random seed (same seed, same numbers on the CPU)"),
     "--device": ("device", str, "auto, cpu, cuda or cuda:N"),
 }
-
-
-def _fresh(path: str | Path, force: bool) -> Path:
-    """An output path that may be written: it must not exist, unless ``--force`` was given."""
-    path = Path(path)
-    if path.exists() and not force:
-        raise ConfigError(f"{path}: already exists (pass --force to replace it)")
-    return path
 
 
 def _value(text: str) -> Any:
@@ -210,7 +203,7 @@ def cmd_denoise(args: argparse.Namespace) -> int:
         clean, data = data, den.run.prepare(add_noise(data, kind, level, seed=args.seed))
     for path in (args.output, args.figure):
         if path:
-            _fresh(path, args.force)
+            new_output(path, args.force)
     denoised = den(data, batch_size=args.batch_size, progress="denoising")
     shown = torch.arange(min(10, len(data)))
     noisy_x = data.take(shown)[0].numpy()
@@ -303,7 +296,7 @@ def cmd_detect_score(args: argparse.Namespace) -> int:
     from aekit.apps.anomaly import AnomalyDetector, class_index
     from aekit.fileio import atomic_write_text
 
-    output = _fresh(args.output, args.force)
+    output = new_output(args.output, args.force)
     if output.suffix.lower() != ".csv":
         raise ConfigError(f"{output}: scores are written as CSV; name the output *.csv")
     det = AnomalyDetector.load(args.detector, device=args.device)
@@ -390,7 +383,7 @@ def cmd_compress(args: argparse.Namespace) -> int:
     from aekit.apps.codec import Codec
     from aekit.fileio import atomic_write_bytes
 
-    output = _fresh(args.output, args.force)
+    output = new_output(args.output, args.force)
     codec = Codec.load(args.run, device=args.device)
     data = codec.run.prepare(codec.run.load_data(args.input, args.split, limit=args.limit))
     start = time.perf_counter()
@@ -434,7 +427,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
         raise ConfigError(
             f"{args.run}: generates images; this model's samples have shape {run.model.input_shape}"
         )
-    _fresh(args.output, args.force)
+    new_output(args.output, args.force)
     if args.interpolate:
         a, b = (run.load_data(p) for p in args.interpolate)
         images, nrow = generate.interpolate(run, a, b, args.steps), args.steps
@@ -490,7 +483,7 @@ def cmd_embed(args: argparse.Namespace) -> int:
     from aekit.apps.embed import write_codes
 
     run = aekit.load(args.run, device=args.device)
-    output = _fresh(args.output, args.force)
+    output = new_output(args.output, args.force)
     data = run.prepare(run.load_data(args.input, args.split, limit=args.limit))
     codes = run.encode(data, batch_size=args.batch_size, progress="embedding")
     write_codes(output, codes, data, force=args.force)
@@ -502,7 +495,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     import aekit
     from aekit.apps.export import export_onnx
 
-    output = _fresh(args.output, args.force)
+    output = new_output(args.output, args.force)
     check = export_onnx(aekit.load(args.run), output, part=args.part)
     print(
         f"wrote {output} ({args.part}); ONNX Runtime matches PyTorch within {check['max_abs_diff']:.1e} "

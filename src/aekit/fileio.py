@@ -20,6 +20,18 @@ _UMASK = os.umask(0)  # read the process's umask once (setting it is the only wa
 os.umask(_UMASK)
 
 
+def new_output(path: str | Path, force: bool = False) -> Path:
+    """``path`` as an output that may be written: refused if it exists, unless ``force``.
+
+    Raises:
+        DataError: the output exists and ``force`` is not given.
+    """
+    path = Path(path)
+    if path.exists() and not force:
+        raise DataError(f"{path}: already exists (pass --force to replace it)")
+    return path
+
+
 @contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path to write to; on success it replaces ``path`` atomically.

@@ -12,7 +12,7 @@ import torch
 from aekit.data.dataset import ArrayDataset
 from aekit.data.idx import is_idx, write_idx
 from aekit.errors import DataError
-from aekit.fileio import atomic_path, atomic_write_bytes, atomic_write_text
+from aekit.fileio import atomic_path, atomic_write_bytes, atomic_write_text, new_output
 from aekit.report.figures import reconstruction_grid, save_figure
 
 
@@ -45,9 +45,7 @@ def write_samples(path: str | Path, x: np.ndarray, *, like: ArrayDataset, force:
     Raises:
         DataError: the output exists (without ``force``) or cannot hold these samples.
     """
-    path = Path(path)
-    if path.exists() and not force:
-        raise DataError(f"{path}: already exists (pass --force to replace it)")
+    path = new_output(path, force)
     suffix = path.suffix.lower()
     if suffix == ".npy":
         with atomic_path(path) as tmp, open(tmp, "wb") as f:

@@ -14,7 +14,7 @@ import numpy as np
 
 from aekit.data.dataset import ArrayDataset
 from aekit.errors import DataError
-from aekit.fileio import atomic_path, atomic_write_text
+from aekit.fileio import atomic_path, atomic_write_text, new_output
 
 
 def write_codes(path: str | Path, codes: np.ndarray, data: ArrayDataset, force: bool = False) -> Path:
@@ -23,9 +23,7 @@ def write_codes(path: str | Path, codes: np.ndarray, data: ArrayDataset, force: 
     Raises:
         DataError: the output exists (without ``force``) or has an unknown suffix.
     """
-    path = Path(path)
-    if path.exists() and not force:
-        raise DataError(f"{path}: already exists (pass --force to replace it)")
+    path = new_output(path, force)
     suffix = path.suffix.lower()
     labels = data.y.numpy() if data.y is not None else None
     ids = list(data.ids) if data.ids else [str(i) for i in range(len(codes))]

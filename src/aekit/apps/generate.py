@@ -17,6 +17,7 @@ from aekit.api import Run
 from aekit.data.dataset import ArrayDataset
 from aekit.errors import ConfigError
 from aekit.evaluation.density import fit_mixture, load_mixture, save_mixture
+from aekit.fileio import new_output
 
 CODE_PRIOR = "code_prior.safetensors"
 PRIOR_SAMPLES = 20000  # training codes the mixture is fitted to
@@ -133,9 +134,7 @@ def save_images(path: str | Path, images: np.ndarray, nrow: int, force: bool = F
 
     path = Path(path)
     if path.suffix.lower() == ".png":
-        if path.exists() and not force:
-            raise ConfigError(f"{path}: already exists (pass --force to replace it)")
-        return save_figure(image_grid(images, nrow=nrow), path)
+        return save_figure(image_grid(images, nrow=nrow), new_output(path, force))
     like = from_array(np.rint(np.clip(images, 0, 1) * 255).astype(np.uint8), "samples")  # written as uint8
     return write_samples(path, images, like=like, force=force)
 
