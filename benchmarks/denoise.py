@@ -19,23 +19,20 @@ Run: ``.venv/bin/python benchmarks/denoise.py [--n 1000] [--epochs 10] [--out be
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
+from cached_run import train_or_reuse  # benchmarks/cached_run.py
 from scipy import ndimage
 from skimage.restoration import denoise_nl_means, estimate_sigma
 
 from aekit.apps.denoise import Denoiser
-from aekit.config import TrainConfig, resolve
 from aekit.data.corrupt import corrupt
 from aekit.data.sources import load_dataset
 from aekit.evaluation.metrics import summarize
-from aekit.models import build_model
 from aekit.report.figures import comparison_grid, save_figure
-from aekit.training.trainer import Trainer
 
 LEVELS = [
     ("gaussian", 0.1),
@@ -93,41 +90,16 @@ def noisy_of(clean: np.ndarray, kind: str, level, seed: int) -> np.ndarray:
 
 def train_denoiser(train, kind: str, low: float, high: float, args, arch: str = "conv") -> Denoiser:
     """Train (or reuse, from ``--out``, a run trained with the same settings) a denoiser."""
-    from aekit.api import Run, load
-    from aekit.training import checkpoint
-
-    settings = {
-        "name": "denoising",
-        "arch": arch,
-        "noise": kind,
-        "noise_level": low,
-        "noise_level_max": high,
-    }
+    settings = {"name": "denoising", "arch": arch, "noise": kind, "noise_level": low, "noise_level_max": high}
     if arch == "conv":
         settings |= {"channels": args.channels, "latent_dim": args.latent_dim}
         tag = "-".join(map(str, [kind, *args.channels, args.latent_dim, args.epochs]))
     else:
         settings |= {"hidden": args.hidden, "latent_dim": args.dense_latent_dim}
         tag = "-".join(map(str, [kind, "dense", *args.hidden, args.dense_latent_dim, args.dense_epochs]))
-    run_dir = Path(args.out) / f"denoiser-{tag}"
-    if (run_dir / checkpoint.WEIGHTS).is_file():
-        print(f"  reusing {run_dir}")
-        return Denoiser(load(run_dir))
-    torch.manual_seed(0)
-    layers = [{"model": settings, "data": {"source": "fashion-mnist"}}]
-    config = resolve(layers, input_shape=train.shape)
-    model = build_model("denoising", config.model_config)
     epochs = args.epochs if arch == "conv" else args.dense_epochs
-    cfg = TrainConfig(
-        epochs=epochs, batch_size=128, lr=2e-3, schedule="onecycle", val_fraction=0, device="cpu"
-    )
-    start = time.perf_counter()
-    Trainer(model, cfg).fit(train)
-    print(f"  trained the {arch} {kind} denoiser in {time.perf_counter() - start:.0f} s", flush=True)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    checkpoint.write_config(run_dir, dataclasses.replace(config, train=cfg), train.describe())
-    checkpoint.save_weights(run_dir, model)
-    return Denoiser(Run(config, train.describe(), model.eval(), run_dir))
+    run_dir = Path(args.out) / f"denoiser-{tag}"
+    return Denoiser(train_or_reuse(run_dir, settings, train, epochs, f"the {arch} {kind} denoiser"))
 
 
 def main() -> None:

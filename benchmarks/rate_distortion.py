@@ -20,22 +20,18 @@ Run: ``.venv/bin/python benchmarks/rate_distortion.py [--lambdas 0.003 0.01 0.03
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import io
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
+from cached_run import train_or_reuse  # benchmarks/cached_run.py
 from PIL import Image
 
 from aekit.apps.codec import Codec
-from aekit.config import TrainConfig, resolve
 from aekit.data.sources import load_dataset
 from aekit.evaluation.metrics import summarize
-from aekit.models import build_model
-from aekit.training import checkpoint
-from aekit.training.trainer import Trainer
 
 
 def quality(clean: np.ndarray, decoded: np.ndarray) -> dict[str, float]:
@@ -45,25 +41,10 @@ def quality(clean: np.ndarray, decoded: np.ndarray) -> dict[str, float]:
 
 
 def train_codec(train, lam: float, args) -> Codec:
-    from aekit.api import Run
-
-    run_dir = Path(args.out) / f"codec-{lam:g}-{args.latent_dim}-{args.epochs}"
-    if (run_dir / checkpoint.WEIGHTS).is_file():
-        return Codec.load(run_dir)
+    """Train (or reuse, from ``--out``, a run trained with the same settings) a codec."""
     settings = {"name": "codec", "latent_dim": args.latent_dim, "rd_lambda": lam, "channels": args.channels}
-    config = resolve([{"model": settings, "data": {"source": "fashion-mnist"}}], input_shape=train.shape)
-    torch.manual_seed(0)
-    model = build_model("codec", config.model_config)
-    cfg = TrainConfig(
-        epochs=args.epochs, batch_size=128, lr=2e-3, schedule="onecycle", val_fraction=0, device="cpu"
-    )
-    start = time.perf_counter()
-    Trainer(model, cfg).fit(train)
-    print(f"  trained lambda {lam:g} in {time.perf_counter() - start:.0f} s", flush=True)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    checkpoint.write_config(run_dir, dataclasses.replace(config, train=cfg), train.describe())
-    checkpoint.save_weights(run_dir, model)
-    return Codec(Run(config, train.describe(), model.eval(), run_dir))
+    run_dir = Path(args.out) / f"codec-{lam:g}-{args.latent_dim}-{args.epochs}"
+    return Codec(train_or_reuse(run_dir, settings, train, args.epochs, f"lambda {lam:g}"))
 
 
 def pillow_per_image(images: np.ndarray, fmt: str, **opts) -> tuple[int, np.ndarray, float, float]:
