@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -14,10 +15,13 @@ from torch import nn
 from aekit.config import RunConfig, preset_layer, read_config_file, resolve
 from aekit.data.batches import Batches
 from aekit.data.dataset import ArrayDataset, Scaling
+from aekit.data.images import load_image_options
+from aekit.data.patches import PatchDataset
 from aekit.data.sources import load_dataset
 from aekit.data.tabular import TableSchema
 from aekit.errors import ConfigError, DataError
 from aekit.evaluation.metrics import summarize
+from aekit.models.fcn import geometry, is_fully_convolutional, whole_images
 from aekit.models.registry import build_model
 from aekit.report.figures import image_grid, loss_curves, reconstruction_grid, save_figure
 from aekit.training import checkpoint, distributed
@@ -65,11 +69,17 @@ class Run:
         Raises:
             DataError: samples whose size does not match the model's input.
         """
-        if not isinstance(data, ArrayDataset):
+        if not isinstance(data, ArrayDataset | PatchDataset):
             from aekit.data.files import from_array
 
             data = from_array(np.asarray(data), "array")
         want = tuple(self.model.input_shape)
+        if data.is_image and len(want) == 3 and data.shape[0] != want[0]:  # grey <-> RGB, said on stderr
+            from aekit.data.images import convert_channels
+
+            data = convert_channels(data, want[0])
+        if is_fully_convolutional(self.model) and data.is_image:  # any size: only the channels must fit
+            want = data.shape
         if data.shape != want:
             if int(np.prod(data.shape)) != int(np.prod(want)):
                 raise DataError(
@@ -99,6 +109,8 @@ class Run:
 
         self.model.eval()
         data = self.prepare(data)
+        if is_fully_convolutional(self.model):  # any size: padded to the stride (outputs cropped back)
+            fn = partial(whole_images, fn, geometry(self.model)[0], crop=fn == self.model.reconstruct)
         batches = Batches(data, batch_size, device=self.device)
         label = progress if isinstance(progress, str) else "batches"
         out = [
@@ -219,7 +231,9 @@ def train_from_layers(
     """Resolve config layers, load the data, train, and write the run directory."""
     config = resolve(layers)
     distributed.setup(config.train.device)  # under torchrun: join the process group
-    data = load_dataset(config.data.source, "train", limit=config.data.limit, missing=config.data.missing)
+    data = load_image_options(config.data, progress) or load_dataset(
+        config.data.source, "train", limit=config.data.limit, missing=config.data.missing
+    )
     if (
         data.schema is not None
         and data.schema.blocks
@@ -258,7 +272,7 @@ def resume(run_dir: str | Path, *, epochs: int | None = None, progress: bool = T
     config = resolve(layers)
     distributed.setup(config.train.device)
     schema = raw.get("dataset", {}).get("schema")
-    data = load_dataset(
+    data = load_image_options(config.data, progress) or load_dataset(
         config.data.source,
         "train",
         limit=config.data.limit,

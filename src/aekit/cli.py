@@ -100,6 +100,17 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
         help="any setting, e.g. model.loss=bce",
     )
     p.add_argument("--quiet", action="store_true", help="no progress bar or per-epoch lines")
+    _add_image_flags(p)
+
+
+def _add_image_flags(p: argparse.ArgumentParser) -> None:
+    """Image-folder flags of train (see aekit.data.images); they fill the config's data section."""
+    g = p.add_argument_group("image folders")
+    g.add_argument("--channels", type=int, choices=(1, 3), help="grey (1) or RGB (3); default: most images'")
+    g.add_argument("--patch", type=_count, help="random NxN crops (with --set model.arch=fcn: any size)")
+    g.add_argument("--resize", metavar="HxW", help="resize every image to HxW")
+    g.add_argument("--center-crop", metavar="HxW", help="the central HxW of every image")
+    g.add_argument("--skip-bad", action="store_true", help="skip unreadable images (counted)")
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -124,7 +135,11 @@ def cmd_train(args: argparse.Namespace) -> int:
             "hidden": args.hidden,
             "rd_lambda": args.rd_lambda,
         },
-        "data": {"source": args.data, "limit": args.limit, "missing": args.missing},
+        "data": {
+            "source": args.data, "limit": args.limit, "missing": args.missing, "channels": args.channels,
+            "patch": args.patch, "resize": args.resize, "center_crop": args.center_crop,
+            "skip_bad": args.skip_bad or None,
+        },  # fmt: skip
         "train": {
             field: getattr(args, flag[2:].replace("-", "_")) for flag, (field, _, _) in TRAIN_FLAGS.items()
         },
@@ -178,11 +193,35 @@ def cmd_reconstruct(args: argparse.Namespace) -> int:
     from aekit.outputs import write_samples
 
     run = aekit.load(args.run, device=args.device)
+    if _any_size(run, args):
+        return 0
     data = run.prepare(run.load_data(args.input))
     x_hat = run.reconstruct(data, progress="reconstructing")
     path = write_samples(args.output, x_hat, like=data, force=args.force)
     print(f"wrote {len(x_hat)} reconstructions to {path}")
     return 0
+
+
+def _any_size(run, args: argparse.Namespace, what: str = "reconstructed") -> bool:
+    """A fully convolutional run on an image folder: image by image, each at its own size."""
+    from aekit.apps.images import restore_folder, takes_any_size
+
+    if not takes_any_size(run, args.input):
+        return False
+    noise = None
+    if getattr(args, "add_noise", None):
+        from aekit.apps.denoise import parse_noise
+
+        noise = parse_noise(args.add_noise)
+    r = restore_folder(
+        run, args.input, args.output, tile=args.tile, add_noise=noise, clean=getattr(args, "clean", None),
+        seed=getattr(args, "seed", 0), force=args.force, progress=True,
+    )  # fmt: skip
+    print(f"{what} {r['n']} images with {args.run} -> {args.output}/ (same names and sizes)")
+    for k, label in (("psnr", "PSNR (dB)"), ("ssim", "SSIM")):
+        if k in r:
+            print(f"  {label:9s}  input {r['input_' + k]:9.4f}  output {r[k]:9.4f}")
+    return True
 
 
 def cmd_denoise(args: argparse.Namespace) -> int:
@@ -194,6 +233,8 @@ def cmd_denoise(args: argparse.Namespace) -> int:
     from aekit.report.figures import save_figure
 
     den = Denoiser.load(args.run, device=args.device)
+    if _any_size(den.run, args, "denoised"):
+        return 0
     data = den.run.prepare(aekit.load_dataset(args.input))
     clean = den.run.prepare(aekit.load_dataset(args.clean)) if args.clean else None
     if args.add_noise:
@@ -261,7 +302,17 @@ def cmd_detect_fit(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise ConfigError(f"{out}: already exists; choose another --out")
-    data = aekit.load_dataset(args.data, "train", limit=args.limit)
+    model_options = {}
+    if args.patch:  # images of any size: a fully convolutional model on random patches, the mse score
+        from aekit.data.images import read_images, say
+
+        images = read_images(args.data.removeprefix("images:"), progress=not args.quiet)
+        say(images.notes)
+        data = (images.head(args.limit) if args.limit else images).patches(args.patch)
+        model_options = {"arch": "fcn", "channels": (32, 64, 64), "latent_dim": 16}
+        args.score = "mse" if args.score == "auto" else args.score
+    else:
+        data = aekit.load_dataset(args.data, "train", limit=args.limit)
     normal = None
     if args.normal_class is not None:
         normal = class_index(data, args.normal_class)
@@ -272,7 +323,9 @@ def cmd_detect_fit(args: argparse.Namespace) -> int:
         for k in ("fpr", "percentile", "contamination", "epochs", "latent_dim", "seed", "iw_samples")
         if getattr(args, k) is not None
     }
-    det = AnomalyDetector(model=args.model, score=args.score, device=args.device, **options)
+    det = AnomalyDetector(
+        model=args.model, score=args.score, device=args.device, model_options=model_options, **options
+    )
     det.fit(data, progress=not args.quiet)
     det.save(out)
     print(f"wrote {out} (score {det.score_name}, threshold {det.threshold_:.5g} for held-out normals)")
@@ -300,8 +353,20 @@ def cmd_detect_score(args: argparse.Namespace) -> int:
     if output.suffix.lower() != ".csv":
         raise ConfigError(f"{output}: scores are written as CSV; name the output *.csv")
     det = AnomalyDetector.load(args.detector, device=args.device)
-    data = det.run.load_data(args.input, args.split, limit=args.limit)
-    scores = det.anomaly_score(data, progress=not args.quiet)
+    from aekit.apps.images import load_images, takes_any_size
+
+    if takes_any_size(det.run, args.input):  # image by image, at their own sizes, with anomaly maps
+        from aekit.apps.anomaly_maps import score_images, write_maps
+
+        data = load_images(det.run, args.input)
+        scores, maps = score_images(det.run, data, tile=args.tile, progress=not args.quiet)
+        if args.maps:
+            print(f"wrote {len(maps)} anomaly maps to {write_maps(args.maps, data, maps)}/")
+    elif args.maps:
+        raise ConfigError("--maps needs a detector fitted with --patch N and an image folder")
+    else:
+        data = det.run.load_data(args.input, args.split, limit=args.limit)
+        scores = det.anomaly_score(data, progress=not args.quiet)
     flagged = scores > det.threshold_
     buf = io.StringIO()
     w = csv.writer(buf)
@@ -556,6 +621,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--force", action="store_true", help="replace an existing output")
     p.add_argument("--device", default="cpu")
+    p.add_argument("--tile", type=_count, help="fully convolutional runs: process large images in NxN tiles")
     p = sub.add_parser("denoise", help="denoise IDX, .npy or an image folder with a trained run")
     p.add_argument("run")
     p.add_argument("input", help="the noisy images (or the clean ones with --add-noise)")
@@ -573,6 +639,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=_count, default=1024)
     p.add_argument("--force", action="store_true", help="replace existing outputs")
     p.add_argument("--device", default="cpu")
+    p.add_argument("--tile", type=_count, help="fully convolutional runs: process large images in NxN tiles")
     p = sub.add_parser("detect", help="anomaly detection: fit a detector, score data")
     dsub = p.add_subparsers(dest="detect_command", required=True, metavar="fit|score")
     p = dsub.add_parser("fit", help="train a detector on normal data and calibrate its threshold")
@@ -591,6 +658,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int)
     p.add_argument("--limit", type=_count, help="use only the first N training samples")
     p.add_argument("--test-limit", type=_count, help="evaluate on the first N test samples")
+    p.add_argument("--patch", type=_count, help="images of any size: a fully convolutional model on NxN patches")
     p.add_argument("--device", default="auto")
     p.add_argument("--quiet", action="store_true")
     p = dsub.add_parser("score", help="score samples with a detector; write a CSV")
@@ -604,6 +672,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true")
     p.add_argument("--device", default="cpu")
     p.add_argument("--quiet", action="store_true")
+    p.add_argument("--maps", metavar="DIR", help="fully convolutional detectors: a heat map PNG per image")
+    p.add_argument("--tile", type=_count, help="fully convolutional detectors: large images in NxN tiles")
     p = sub.add_parser("compress", help="compress images to an .aek file with a codec run")
     p.add_argument("run")
     p.add_argument("input", help="dataset name, scheme:PATH or path (IDX, .npy, images)")

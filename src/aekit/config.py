@@ -77,15 +77,52 @@ class TrainConfig:
 @dataclass(frozen=True)
 class DataConfig:
     """Which data: a dataset name, ``scheme:PATH`` or a path; ``limit`` keeps the first N samples;
-    ``missing`` says what to do with a table's missing values (error, drop or impute)."""
+    ``missing`` says what to do with a table's missing values (error, drop or impute).
+
+    Image folders (see :mod:`aekit.data.images`): ``channels`` 1 or 3 (0: what most images are);
+    ``patch`` trains on random N x N crops (fully convolutional models, images of any size);
+    ``resize`` / ``center_crop`` ("HxW") make every image one size; ``skip_bad`` leaves out
+    unreadable files (counted) instead of stopping at the first."""
 
     source: str = "mnist-5k"
     limit: int | None = None
     missing: str = "error"
+    channels: int = 0
+    patch: int = 0
+    resize: str = ""
+    center_crop: str = ""
+    skip_bad: bool = False
 
     def __post_init__(self) -> None:
         if self.missing not in ("error", "drop", "impute"):
             raise ConfigError(f"data config: missing must be error, drop or impute, not {self.missing!r}")
+        if self.channels not in (0, 1, 3):
+            raise ConfigError(f"data config: channels must be 1 or 3 (0: the majority), not {self.channels}")
+        if self.patch < 0:
+            raise ConfigError(f"data config: patch must be a size in pixels, not {self.patch}")
+        if sum(bool(v) for v in (self.patch, self.resize, self.center_crop)) > 1:
+            raise ConfigError("data config: choose one of patch, resize and center_crop")
+        for name in ("resize", "center_crop"):
+            if getattr(self, name):
+                hw(getattr(self, name), name)
+
+
+def hw(text: str, name: str = "size") -> tuple[int, int]:
+    """``"HxW"`` (or one number for a square) -> (H, W).
+
+    Raises:
+        ConfigError: not two positive whole numbers.
+    """
+    parts = text.lower().split("x")
+    try:
+        values = [int(p) for p in parts]
+    except ValueError:
+        values = []
+    if len(values) == 1:
+        values *= 2
+    if len(values) != 2 or min(values) < 1:
+        raise ConfigError(f"{name} {text!r}: expected HxW, e.g. 256x256")
+    return values[0], values[1]
 
 
 @dataclass(frozen=True)

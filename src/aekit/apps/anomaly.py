@@ -310,7 +310,9 @@ class AnomalyDetector:
 
 
 def _dataset(X: ArrayDataset | np.ndarray) -> ArrayDataset:
-    if isinstance(X, ArrayDataset):
+    from aekit.data.patches import PatchDataset
+
+    if isinstance(X, ArrayDataset | PatchDataset):  # patches: a fully convolutional detector
         return X
     from aekit.data.files import from_array
 

@@ -71,12 +71,13 @@ def _image(uri: str, alt: str) -> str:
 
 def latent_map(codes: np.ndarray, labels: np.ndarray | None, classes: list[str] | None) -> Figure:
     """The codes projected to 2-D (PCA; the codes themselves when they are 2-D), coloured by label."""
-    if codes.shape[1] > 2:
+    codes = codes.reshape(len(codes), -1)  # spatial codes (fully convolutional models) as vectors
+    if codes.shape[1] > 2 and len(codes) > 2:
         from sklearn.decomposition import PCA
 
         xy, how = PCA(2, random_state=0).fit_transform(codes), "PCA of the codes"
     else:
-        xy, how = np.pad(codes, ((0, 0), (0, 2 - codes.shape[1]))), "the codes"
+        xy, how = np.pad(codes[:, :2], ((0, 0), (0, max(0, 2 - codes.shape[1])))), "the codes"
     fig = Figure(figsize=(4.6, 4.0), layout="constrained")
     ax = fig.subplots()
     if labels is None:
@@ -208,7 +209,7 @@ def run_section(run, data=None, max_samples: int = 2000) -> str:
             ya, yb = (labels[:1], labels[1:]) if cond else (None, None)
             with torch.no_grad():
                 za, zb = model.encode(pair[:1], ya), model.encode(pair[1:], yb)
-                t = torch.linspace(0, 1, 8, device=run.device)[:, None]
+                t = torch.linspace(0, 1, 8, device=run.device).reshape(-1, *([1] * (za.dim() - 1)))
                 y_walk = ya.expand(8) if cond else None  # conditional: the walk keeps the first label
                 walk = model.decode(za + t * (zb - za), y_walk).float().cpu().numpy()
             parts.append("<h2>Interpolation between two test inputs</h2>")
