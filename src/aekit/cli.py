@@ -658,7 +658,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int)
     p.add_argument("--limit", type=_count, help="use only the first N training samples")
     p.add_argument("--test-limit", type=_count, help="evaluate on the first N test samples")
-    p.add_argument("--patch", type=_count, help="images of any size: a fully convolutional model on NxN patches")
+    p.add_argument("--patch", type=_count, help="images of any size: a fully convolutional model on patches")
     p.add_argument("--device", default="auto")
     p.add_argument("--quiet", action="store_true")
     p = dsub.add_parser("score", help="score samples with a detector; write a CSV")
