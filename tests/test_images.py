@@ -50,7 +50,7 @@ def test_same_weights_run_on_three_sizes_odd_ones_included(name):
             x = torch.rand(2, 3, h, w)
             out = apply_whole(model.reconstruct, x, stride)
             assert out.shape == x.shape and torch.isfinite(out).all()
-            assert 0 <= float(out.min()) and float(out.max()) <= 1
+            assert float(out.min()) >= 0 and float(out.max()) <= 1
         x = torch.rand(1, 3, 48, 64)  # a multiple of the stride: padding changes nothing
         assert torch.allclose(apply_whole(model.reconstruct, x, stride), model.reconstruct(x))
         assert model.encode(x).shape == (1, 8, 12, 16)  # a spatial code (B, latent_dim, H/4, W/4)
@@ -213,8 +213,8 @@ def test_cli_trains_on_patches_and_keeps_names_and_sizes(tmp_path, capsys):
     folder = make_folder(tmp_path / "photos")
     run = tmp_path / "run"
     base = ["--set", "model.arch=fcn", "--set", "model.channels=8,16", "--set", "model.latent_dim=8"]
-    assert main(["train", "--data", str(folder), "--patch", "16", "--model", "denoising", "--noise",
-                 "gaussian=0,0.2", "--epochs", "1", "--batch-size", "8", "--out", str(run), "--quiet", *base]) == 0  # fmt: skip
+    args = ["--data", str(folder), "--patch", "16", "--model", "denoising", "--noise", "gaussian=0,0.2"]
+    assert main(["train", *args, "--epochs", "1", "--batch-size", "8", "--out", str(run), "--quiet", *base]) == 0
     assert json.loads((run / "config.json").read_text())["data"]["patch"] == 16
     out = tmp_path / "den"
     assert (
