@@ -214,7 +214,9 @@ def test_cli_trains_on_patches_and_keeps_names_and_sizes(tmp_path, capsys):
     run = tmp_path / "run"
     base = ["--set", "model.arch=fcn", "--set", "model.channels=8,16", "--set", "model.latent_dim=8"]
     args = ["--data", str(folder), "--patch", "16", "--model", "denoising", "--noise", "gaussian=0,0.2"]
-    assert main(["train", *args, "--epochs", "1", "--batch-size", "8", "--out", str(run), "--quiet", *base]) == 0
+    assert (
+        main(["train", *args, "--epochs", "1", "--batch-size", "8", "--out", str(run), "--quiet", *base]) == 0
+    )
     assert json.loads((run / "config.json").read_text())["data"]["patch"] == 16
     out = tmp_path / "den"
     assert (
