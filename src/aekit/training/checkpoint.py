@@ -55,7 +55,10 @@ def save_checkpoint(run_dir: Path, state: dict[str, Any]) -> Path:
 def load_checkpoint(run_dir: str | Path) -> dict[str, Any]:
     path = Path(run_dir) / CHECKPOINT
     if not path.is_file():
-        raise CheckpointError(f"{path}: no checkpoint to resume from")
+        raise CheckpointError(
+            f"{path}: no checkpoint to resume from (the run stopped before its first epoch ended); "
+            f"start it again with the same train command and --out {Path(run_dir)}"
+        )
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
