@@ -328,7 +328,7 @@ def cmd_detect_fit(args: argparse.Namespace) -> int:
     )
     det.fit(data, progress=not args.quiet)
     det.save(out)
-    print(f"wrote {out} (score {det.score_name}, threshold {det.threshold_:.5g} for held-out normals)")
+    print(f"wrote {out} (score {det.score_}, threshold {det.threshold_:.5g} for held-out normals)")
     if normal is not None and args.data in SOURCES:
         test = aekit.load_dataset(args.data, "test", limit=args.test_limit)
         print(f"on {args.data} test ({len(test)} samples):")
@@ -337,8 +337,8 @@ def cmd_detect_fit(args: argparse.Namespace) -> int:
         atomic_write_json(out / "evaluation.json", {"data": args.data, "normal_class": normal, **summary})
     from aekit.report.html import REPORT, write_report
 
-    det.run.path = out
-    write_report([det.run], out / REPORT)
+    det.run_.path = out
+    write_report([det.run_], out / REPORT)
     return 0
 
 
@@ -355,17 +355,17 @@ def cmd_detect_score(args: argparse.Namespace) -> int:
     det = AnomalyDetector.load(args.detector, device=args.device)
     from aekit.apps.images import load_images, takes_any_size
 
-    if takes_any_size(det.run, args.input):  # image by image, at their own sizes, with anomaly maps
+    if takes_any_size(det.run_, args.input):  # image by image, at their own sizes, with anomaly maps
         from aekit.apps.anomaly_maps import score_images, write_maps
 
-        data = load_images(det.run, args.input)
-        scores, maps = score_images(det.run, data, tile=args.tile, progress=not args.quiet)
+        data = load_images(det.run_, args.input)
+        scores, maps = score_images(det.run_, data, tile=args.tile, progress=not args.quiet)
         if args.maps:
             print(f"wrote {len(maps)} anomaly maps to {write_maps(args.maps, data, maps)}/")
     elif args.maps:
         raise ConfigError("--maps needs a detector fitted with --patch N and an image folder")
     else:
-        data = det.run.load_data(args.input, args.split, limit=args.limit)
+        data = det.run_.load_data(args.input, args.split, limit=args.limit)
         scores = det.anomaly_score(data, progress=not args.quiet)
     flagged = scores > det.threshold_
     buf = io.StringIO()

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from aekit.data.dataset import Scaling
+from aekit.data.dataset import DataInfo, Scaling
 from aekit.errors import DataError
 
 
@@ -252,17 +252,9 @@ class PatchDataset:
             per_epoch=None if fixed else per_epoch,
         )  # fmt: skip
 
-    def describe(self) -> dict[str, Any]:
-        """What the run config records: the patch shape, and that any image size is taken."""
-        return {
-            "name": self.name,
-            "shape": list(self.shape),
-            "size": len(self.images),
-            "patch": self.size,
-            "dtype": "uint8",
-            "scaling": self.scaling.to_dict(),
-            "classes": None,
-        }
+    def describe(self) -> DataInfo:
+        """What the run records: the patch shape (the model takes any size), the number of images."""
+        return DataInfo(self.name, self.shape, len(self.images), "uint8", self.scaling)
 
 
 def _pad_to(p: Tensor, size: int) -> Tensor:

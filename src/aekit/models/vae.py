@@ -55,6 +55,7 @@ class VAE(Autoencoder):
     config_class = VAEConfig
     generative = True
     fully_convolutional = True  # arch="fcn": a code (B, latent_dim, H/s, W/s), N(0, I) at every position
+    has_likelihood = True
 
     def __init__(self, config: VAEConfig) -> None:
         super().__init__(config)
