@@ -15,7 +15,8 @@ from typing import Any
 
 import tomllib
 
-from aekit.errors import ConfigError
+from aekit.data.images import parse_hw
+from aekit.errors import ConfigError, DataError
 from aekit.models.registry import get_spec, make_config
 
 
@@ -104,25 +105,10 @@ class DataConfig:
             raise ConfigError("data config: choose one of patch, resize and center_crop")
         for name in ("resize", "center_crop"):
             if getattr(self, name):
-                hw(getattr(self, name), name)
-
-
-def hw(text: str, name: str = "size") -> tuple[int, int]:
-    """``"HxW"`` (or one number for a square) -> (H, W).
-
-    Raises:
-        ConfigError: not two positive whole numbers.
-    """
-    parts = text.lower().split("x")
-    try:
-        values = [int(p) for p in parts]
-    except ValueError:
-        values = []
-    if len(values) == 1:
-        values *= 2
-    if len(values) != 2 or min(values) < 1:
-        raise ConfigError(f"{name} {text!r}: expected HxW, e.g. 256x256")
-    return values[0], values[1]
+                try:
+                    parse_hw(getattr(self, name), name)
+                except DataError as e:
+                    raise ConfigError(f"data config: {e}") from None
 
 
 @dataclass(frozen=True)

@@ -413,8 +413,6 @@ def load_image_options(data_config: Any, progress: bool = False):
     c = data_config
     if not (c.channels or c.patch or c.resize or c.center_crop or c.skip_bad):
         return None
-    from aekit.config import hw
-
     source = c.source.removeprefix("images:")
     if not Path(source).exists():
         raise DataError(
@@ -428,7 +426,25 @@ def load_image_options(data_config: Any, progress: bool = False):
     if c.patch:
         return images.patches(c.patch)
     if c.resize:
-        return images.resized(*hw(c.resize, "resize"))
+        return images.resized(*parse_hw(c.resize, "resize"))
     if c.center_crop:
-        return images.center_cropped(*hw(c.center_crop, "center_crop"))
+        return images.center_cropped(*parse_hw(c.center_crop, "center_crop"))
     return images.to_dataset()
+
+
+def parse_hw(text: str, name: str = "size") -> tuple[int, int]:
+    """``"HxW"`` (or one number for a square) -> (H, W).
+
+    Raises:
+        DataError: not two positive whole numbers.
+    """
+    parts = str(text).lower().split("x")
+    try:
+        values = [int(p) for p in parts]
+    except ValueError:
+        values = []
+    if len(values) == 1:
+        values *= 2
+    if len(values) != 2 or min(values) < 1:
+        raise DataError(f"{name} {text!r}: expected HxW, e.g. 256x256")
+    return values[0], values[1]

@@ -10,7 +10,6 @@ multiple and :func:`crop_to` cuts the result back, so every output keeps its inp
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
 
 import numpy as np
 import torch
