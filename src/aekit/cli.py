@@ -136,10 +136,15 @@ def cmd_train(args: argparse.Namespace) -> int:
             "rd_lambda": args.rd_lambda,
         },
         "data": {
-            "source": args.data, "limit": args.limit, "missing": args.missing, "channels": args.channels,
-            "patch": args.patch, "resize": args.resize, "center_crop": args.center_crop,
+            "source": args.data,
+            "limit": args.limit,
+            "missing": args.missing,
+            "channels": args.channels,
+            "patch": args.patch,
+            "resize": args.resize,
+            "center_crop": args.center_crop,
             "skip_bad": args.skip_bad or None,
-        },  # fmt: skip
+        },
         "train": {
             field: getattr(args, flag[2:].replace("-", "_")) for flag, (field, _, _) in TRAIN_FLAGS.items()
         },
