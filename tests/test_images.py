@@ -251,3 +251,17 @@ def test_detect_score_writes_anomaly_maps(tmp_path):
     assert by_name["wild.png"] > by_name["normal.png"]
     with Image.open(maps / "wild.map.png") as im:
         assert im.size == (80, 40)  # the image beside its map
+
+
+def test_a_grey_model_takes_colour_images_channel_by_channel():
+    from types import SimpleNamespace
+
+    from aekit.apps.images import apply_image
+
+    model = fcn_model("denoising")
+    run = SimpleNamespace(model=model, device=torch.device("cpu"))
+    x = torch.rand(1, 3, 21, 18)
+    out = apply_image(run, model.reconstruct, x)
+    assert out.shape == x.shape
+    alone = apply_image(run, model.reconstruct, x[:, 1:2])
+    assert torch.allclose(out[:, 1:2], alone, atol=1e-6)

@@ -44,10 +44,16 @@ def load_images(run, source: str | Path, progress: bool = False) -> ImageSet:
 
 
 def apply_image(run, fn, x: Tensor, tile: int | None = None) -> Tensor:
-    """``fn`` (a model method, image in -> image out) on (B, C, H, W) of any size; same size out."""
+    """``fn`` (a model method, image in -> image out) on (B, C, H, W) of any size; same size out.
+    A one-channel model takes each channel of a colour image as a grey image."""
     stride, margin = geometry(run.model)
+    b, c, h, w = x.shape
+    per_channel = run.model.input_shape[0] == 1 and c > 1
+    if per_channel:
+        x = x.reshape(b * c, 1, h, w)
     with torch.no_grad():
-        return apply_whole(fn, x.to(run.device), stride, tile=tile, margin=margin).float().cpu()
+        out = apply_whole(fn, x.to(run.device), stride, tile=tile, margin=margin).float().cpu()
+    return out.reshape(b, c, h, w) if per_channel else out
 
 
 def reconstructions(
