@@ -265,3 +265,20 @@ def test_a_grey_model_takes_colour_images_channel_by_channel():
     assert out.shape == x.shape
     alone = apply_image(run, model.reconstruct, x[:, 1:2])
     assert torch.allclose(out[:, 1:2], alone, atol=1e-6)
+
+
+def test_a_patch_that_is_not_a_multiple_of_the_stride_is_refused_before_training(tmp_path):
+    folder = make_folder(tmp_path / "photos")
+    args = [
+        "train",
+        "--data",
+        str(folder),
+        "--patch",
+        "18",
+        "--set",
+        "model.arch=fcn",
+        "--out",
+        str(tmp_path / "r"),
+    ]
+    assert main([*args, "--set", "model.channels=8,16,16"]) == 2  # stride 4
+    assert not (tmp_path / "r").exists()

@@ -17,6 +17,7 @@ from aekit.data.images import load_image_options
 from aekit.data.sources import load_dataset
 from aekit.data.tabular import TableSchema
 from aekit.errors import ConfigError, DataError
+from aekit.models.fcn import check_training_size
 from aekit.models.registry import build_model
 from aekit.report.figures import image_grid, loss_curves, reconstruction_grid, save_figure
 from aekit.training import checkpoint, distributed
@@ -108,7 +109,8 @@ def train_from_layers(
         config.data.source, "train", limit=config.data.limit, missing=config.data.missing
     )
     config = configure(layers, data)
-    build_model(config.model, config.model_config)  # sizes that do not fit fail here, not after mkdir
+    model = build_model(config.model, config.model_config)  # sizes that do not fit fail here, not after mkdir
+    check_training_size(model, data.shape)
     run_dir = None
     if distributed.is_main():  # only rank 0 writes; the others learn its directory
         run_dir = _prepare_out(out, config)

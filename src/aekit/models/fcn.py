@@ -152,3 +152,22 @@ def whole_images(fn, stride: int, x: Tensor, y: Tensor | None = None, crop: bool
     if crop:
         return apply_whole(lambda t: fn(t, y), x, stride)
     return fn(pad_to_multiple(x, stride), y)
+
+
+def check_training_size(model: nn.Module, shape: tuple[int, ...]) -> None:
+    """A fully convolutional model trains on images whose sides are multiples of its stride.
+
+    Raises:
+        ConfigError: naming the size, the stride and the ways out.
+    """
+    if not is_fully_convolutional(model) or len(shape) != 3:
+        return
+    stride = total_stride(model.config.channels)
+    if shape[1] % stride or shape[2] % stride:
+        from aekit.errors import ConfigError
+
+        raise ConfigError(
+            f"a fully convolutional model of stride {stride} ({len(model.config.channels)} scales in "
+            f"model.channels) trains on sides that are multiples of {stride}, not {shape[2]}x{shape[1]}: choose "
+            "--patch, --resize or --center-crop accordingly"
+        )

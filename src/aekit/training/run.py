@@ -24,7 +24,7 @@ from aekit.data.dataset import ArrayDataset, DataInfo
 from aekit.data.patches import PatchDataset
 from aekit.errors import DataError
 from aekit.evaluation.metrics import summarize
-from aekit.models.fcn import geometry, is_fully_convolutional, whole_images
+from aekit.models.fcn import check_training_size, geometry, is_fully_convolutional, whole_images
 from aekit.models.registry import build_model
 from aekit.training import checkpoint
 from aekit.training.callbacks import EarlyStopping
@@ -215,6 +215,7 @@ def fit(
     train_set, val_set = validation_split(data, config)
     torch.manual_seed(config.train.seed)
     model = build_model(config.model, config.model_config)
+    check_training_size(model, data.shape)
     if config.train.patience > 0:
         callbacks = [EarlyStopping(config.train.patience), *callbacks]
     trainer = Trainer(model, config.train, callbacks)
