@@ -168,6 +168,6 @@ def check_training_size(model: nn.Module, shape: tuple[int, ...]) -> None:
 
         raise ConfigError(
             f"a fully convolutional model of stride {stride} ({len(model.config.channels)} scales in "
-            f"model.channels) trains on sides that are multiples of {stride}, not {shape[2]}x{shape[1]}: choose "
-            "--patch, --resize or --center-crop accordingly"
+            f"model.channels) trains on sides that are multiples of {stride}, not {shape[2]}x{shape[1]}: "
+            "choose --patch, --resize or --center-crop accordingly"
         )
