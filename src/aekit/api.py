@@ -120,7 +120,8 @@ class Run:
         return self._map(data, self.model.encode, batch_size, progress)
 
     def evaluate(self, data: ArrayDataset, batch_size: int = 1024, iw_samples: int = 0) -> dict[str, float]:
-        """Test MSE, PSNR (dB) and SSIM (images) of the reconstructions of ``data``.
+        """Test MSE, PSNR (dB) and SSIM (images) of the reconstructions of ``data``; for tables
+        instead the per-column errors of :func:`aekit.evaluation.tables.table_metrics`.
 
         For models with a likelihood (the VAE family) also the ELBO, and with ``iw_samples`` > 0
         the importance-weighted estimate of the negative log-likelihood, both in nats per sample.
@@ -128,7 +129,14 @@ class Run:
         data = self.prepare(data)
         x = data.take(torch.arange(len(data)))[0]
         x_hat = torch.from_numpy(self.reconstruct(data, batch_size))
-        metrics: dict[str, float] = {"n": len(data), **summarize(x, x_hat)}
+        schema = self.dataset.get("schema")
+        if schema:  # tables: per-column errors and category accuracy, in the table's own terms
+            from aekit.evaluation.tables import table_metrics
+
+            quality = table_metrics(TableSchema.from_dict(schema), x.numpy(), x_hat.numpy())
+        else:
+            quality = summarize(x, x_hat)
+        metrics: dict[str, float] = {"n": len(data), **quality}
         if hasattr(self.model, "nll"):
             with torch.no_grad():
                 torch.manual_seed(self.config.train.seed)  # the estimates sample: fix them
@@ -174,7 +182,7 @@ def train(
         out: The run directory to create; it must not exist yet.
         config_file: A TOML/JSON file of settings (between the preset and these arguments).
         model_options: Model settings, e.g. ``{"latent_dim": 16}``.
-        limit: Train on the first ``limit`` samples only.
+        limit: Train on ``limit`` samples only (a seeded random subset, stratified by label).
         progress: Show a progress bar and print a line per epoch.
         **train_options: Training settings (:class:`aekit.config.TrainConfig`), e.g. ``epochs=5``.
 
@@ -219,7 +227,13 @@ def train_from_layers(
     """Resolve config layers, load the data, train, and write the run directory."""
     config = resolve(layers)
     distributed.setup(config.train.device)  # under torchrun: join the process group
-    data = load_dataset(config.data.source, "train", limit=config.data.limit, missing=config.data.missing)
+    data = load_dataset(
+        config.data.source,
+        "train",
+        limit=config.data.limit,
+        missing=config.data.missing,
+        id_column=config.data.id_column,
+    )
     if (
         data.schema is not None
         and data.schema.blocks
