@@ -163,7 +163,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     summary = ", ".join(f"{k} {v:.5f}" for k, v in last.items() if k.endswith("/loss"))
     if is_main():  # under torchrun, one line from rank 0
         print(f"wrote {run.path} ({summary})")
-        print(*(f"note: {n}" for n in table_notes(run.dataset)), sep="\n", end="")
+        for note in table_notes(run.dataset):  # columns of a table that are not features
+            print(f"note: {note}")
     return 0
 
 
