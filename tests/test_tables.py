@@ -286,7 +286,7 @@ def test_cli_carries_the_id_to_scores_and_codes_and_says_what_it_left_out(animal
     det = tmp_path / "det"
     argv = ["detect", "fit", "--data", str(table), "--id-column", "id", "--epochs", "1", "--out", str(det)]
     assert main([*argv, "--quiet"]) == 0
-    assert AnomalyDetector.load(det).run.config.data.source == str(table)
+    assert AnomalyDetector.load(det).run_.config.data.source == str(table)
     assert main(["detect", "score", str(det), str(new), "-o", str(tmp_path / "s.csv"), "--quiet"]) == 0
     with open(tmp_path / "s.csv") as f:
         assert [r["id"] for r in csv.DictReader(f)] == [f"Z{i:04d}" for i in range(6)]  # was empty

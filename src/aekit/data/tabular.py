@@ -398,12 +398,6 @@ class TableSchema:
         return buf.getvalue()
 
 
-def table_notes(described: dict[str, Any]) -> list[str]:
-    """:meth:`TableSchema.notes` of a run's data description (``Run.dataset``); empty for non-tables."""
-    schema = described.get("schema")
-    return TableSchema.from_dict(schema).notes() if schema else []
-
-
 def read_csv(
     path: str | Path,
     *,
