@@ -351,6 +351,10 @@ def test_a_gap_in_new_data_gets_the_training_median_even_when_training_had_none(
     np.testing.assert_allclose(x, [2.5, 4, 1, 0])  # raw values: 2.5 filled in (was 0.0)
     with pytest.raises(DataError, match=r"gap.csv: row 2, column 'a' is empty"):
         read_csv(gap, schema=schema)
+    old = [{k: v for k, v in c.items() if k != "fill"} for c in schema.to_dict()["columns"]]
+    legacy = TableSchema.from_dict({"columns": old})  # saved before fills were kept: mid-range
+    gap.write_text("a,b,c\n,4,y\n")
+    assert read_csv(gap, schema=legacy, missing="impute").x.numpy()[0, 0] == pytest.approx(1 + 9 / 2)
 
 
 def test_schema_fit_and_transform_are_separate_steps(tmp_path):

@@ -116,7 +116,7 @@ def load_dataset(
     elif looks_like_path(name):
         raise DataError(f"{name}: no such file or folder")
     else:
-        known = ", ".join(sorted(SOURCES)) + ", " + ", ".join(f"{s}:PATH" for s in SCHEMES)
+        known = ", ".join(sorted(SOURCES)) + ", " + ", ".join(f"{s}:PATH" for s in SCHEMES) + ", name:NAME"
         raise DataError(f"unknown dataset {name!r} (known: {known}; or a path to a file or folder)")
     if limit is not None and limit < len(data):
         data = data.subset(sample_indices(data, limit, seed))
