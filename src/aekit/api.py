@@ -19,7 +19,6 @@ from aekit.data.tabular import TableSchema
 from aekit.errors import ConfigError, DataError
 from aekit.evaluation.metrics import summarize
 from aekit.models.registry import build_model
-from aekit.report.figures import image_grid, loss_curves, reconstruction_grid, save_figure
 from aekit.training import checkpoint, distributed
 from aekit.training.callbacks import Checkpointer, EarlyStopping, MetricsLog, ProgressBar
 from aekit.training.trainer import Trainer, resolve_device
@@ -291,22 +290,8 @@ def _fit(
     run = Run(config, data.describe(), trainer.model.eval(), run_dir, trainer.history)
     if not distributed.is_main():
         return run
-    shown = (val_set or train_set).subset(torch.arange(min(10, len(val_set or train_set))))
-    originals = shown.take(torch.arange(len(shown)))[0].numpy()
-    save_figure(reconstruction_grid(originals, run.reconstruct(shown)), run_dir / "reconstructions.png")
-    if run.history:
-        save_figure(loss_curves(run.history), run_dir / "loss_curves.png")
-    if getattr(run.model, "generative", False) and data.is_image:
-        with torch.no_grad():
-            generator = torch.Generator(run.device).manual_seed(config.train.seed)
-            labels = (
-                torch.arange(64, device=run.device) % run.model.config.num_classes
-                if run.model.conditional
-                else None
-            )
-            samples = run.model.sample(64, generator=generator, y=labels).float().cpu().numpy()
-        save_figure(image_grid(samples, nrow=8), run_dir / "samples.png")
-    from aekit.report.html import REPORT, write_report
+    from aekit.report.artifacts import write_run_files
 
-    write_report([run], run_dir / REPORT, [val_set])
+    log = print if progress else None  # "writing report.html": what the last seconds are for
+    write_run_files(run, val_set if val_set is not None else train_set, log=log)
     return run
