@@ -332,9 +332,9 @@ def test_random_train_options_fail_fast_and_cleanly(tmp_path_factory, args, caps
 
 def _writers(run_dir: Path, tmp: Path):
     """(name, target file, a call that writes it) for every kind of writer aekit has."""
+    from aekit.evaluation.summary import summarize_run
     from aekit.outputs import write_samples
     from aekit.report.figures import image_grid, save_figure
-    from aekit.evaluation.summary import summarize_run
     from aekit.report.html import write_report
     from aekit.training import checkpoint
 

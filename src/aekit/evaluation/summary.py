@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import platform
 import time
-import warnings
 from dataclasses import dataclass, field
 from importlib import metadata
 from typing import Any
@@ -156,6 +155,19 @@ def environment(device: str) -> list[tuple[str, Any]]:
     ]
 
 
+def principal_components(x: np.ndarray, k: int) -> np.ndarray:
+    """``x`` (N, D) projected on its first ``k`` principal axes, (N, min(k, N, D)).
+
+    The SVD of the centred data (no scikit-learn import: a second or more on a busy machine);
+    each axis's sign is fixed so that its largest loading is positive, so reruns draw the same map.
+    """
+    centred = x - x.mean(0)
+    _, _, vt = np.linalg.svd(centred, full_matrices=False)
+    axes = vt[:k]
+    axes *= np.sign(axes[np.arange(len(axes)), np.abs(axes).argmax(1)])[:, None]
+    return centred @ axes.T
+
+
 def latent_projection(codes: np.ndarray, labels: np.ndarray | None, classes: Any) -> LatentMap:
     """Codes (N, D) to 2-D: PCA when D > 2, the codes themselves (padded to 2-D) otherwise.
 
@@ -167,12 +179,7 @@ def latent_projection(codes: np.ndarray, labels: np.ndarray | None, classes: Any
     if n < 2:
         return LatentMap(None, None, classes, "", f"no latent map: it needs at least 2 samples, not {n}")
     if d > 2:
-        from sklearn.decomposition import PCA
-
-        with warnings.catch_warnings():  # two samples: the second component has no variance
-            warnings.simplefilter("ignore", RuntimeWarning)
-            xy = PCA(min(2, n), random_state=0).fit_transform(codes)
-        how = "PCA of the codes"
+        xy, how = principal_components(codes, 2), "PCA of the codes"
     else:
         xy, how = codes, "the codes" if d == 2 else "the codes (one dimension)"
     xy = np.pad(xy, ((0, 0), (0, 2 - xy.shape[1])))

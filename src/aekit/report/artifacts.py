@@ -16,8 +16,8 @@ from typing import Any
 
 from aekit.errors import CheckpointError
 from aekit.evaluation.summary import Extra, RunSummary, summarize_run
-from aekit.fileio import atomic_write_json
-from aekit.report.figures import image_grid, loss_curves, reconstruction_grid, save_figure
+from aekit.fileio import atomic_write_bytes, atomic_write_json
+from aekit.report.figures import figure_png, image_grid, loss_curves, reconstruction_grid
 from aekit.report.html import REPORT, write_report
 
 EXTRAS = "report_extras.json"
@@ -67,18 +67,25 @@ def load_extras(run_dir: str | Path | None) -> list[Extra]:
         raise CheckpointError(f"{path}: not a list of report sections ({e})") from e
 
 
-def write_figures(summary: RunSummary, run_dir: str | Path) -> list[Path]:
-    """``reconstructions.png``, ``loss_curves.png`` and ``samples.png``, where the summary has them."""
+def write_figures(summary: RunSummary, run_dir: str | Path) -> dict[str, bytes]:
+    """``reconstructions.png``, ``loss_curves.png`` and ``samples.png``, where the summary has them.
+
+    Returns:
+        The PNGs written, by name without suffix, for the page to embed without drawing them again.
+    """
     run_dir = Path(run_dir)
-    written = []
+    figures = {}
     if summary.originals is not None and summary.reconstructions is not None:
-        grid = reconstruction_grid(summary.originals, summary.reconstructions)
-        written.append(save_figure(grid, run_dir / RECONSTRUCTIONS))
+        figures[RECONSTRUCTIONS] = reconstruction_grid(summary.originals, summary.reconstructions)
     if summary.history:
-        written.append(save_figure(loss_curves(summary.history), run_dir / LOSS_CURVES))
+        figures[LOSS_CURVES] = loss_curves(summary.history)
     if summary.samples is not None:
-        written.append(save_figure(image_grid(summary.samples, nrow=8), run_dir / SAMPLES))
-    return written
+        figures[SAMPLES] = image_grid(summary.samples, nrow=8)
+    drawn = {}
+    for file, fig in figures.items():
+        drawn[Path(file).stem] = figure_png(fig)
+        atomic_write_bytes(run_dir / file, drawn[Path(file).stem])
+    return drawn
 
 
 def write_run_files(
@@ -118,9 +125,8 @@ def write_run_files(
             save_extras(run.path, extras)
         extras = load_extras(run.path)
     summary = summarize_run(run, data, max_samples=max_samples, extras=extras)
-    if figures:
-        write_figures(summary, run.path)
-    write_report([summary], out)
+    drawn = write_figures(summary, run.path) if figures else {}
+    write_report([summary], out, [drawn])
     return summary
 
 

@@ -6,6 +6,7 @@ They use ``matplotlib.figure.Figure`` directly (no pyplot, no global state, no s
 
 from __future__ import annotations
 
+import io
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -166,6 +167,7 @@ def bar_chart(values, title: str, xlabel: str, ylabel: str, line: float | None =
     fig = Figure(figsize=(4.6, 2.6), layout="constrained")
     ax = fig.subplots()
     ax.bar(np.arange(len(values)), values, width=0.9)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # dimensions and codes are numbered
     if line is not None:
         ax.axhline(line, ls=":", c="grey", lw=1)
     ax.set_title(title, fontsize=9)
@@ -216,6 +218,13 @@ def roc_curve(truth, scores, title: str | None = None) -> Figure:
     if title:
         ax.set_title(title, fontsize=9)
     return fig
+
+
+def figure_png(fig: Figure, dpi: int = 100) -> bytes:
+    """``fig`` as PNG bytes (to embed in a page, or to write and embed without drawing twice)."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi)
+    return buf.getvalue()
 
 
 def save_figure(fig: Figure, path: str | Path, dpi: int = 100) -> Path:

@@ -13,8 +13,7 @@ from __future__ import annotations
 
 import base64
 import html
-import io
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +21,14 @@ from matplotlib.figure import Figure
 
 from aekit.evaluation.summary import ACTIVE_UNIT_KL, REPORT_SAMPLES, RunSummary
 from aekit.fileio import atomic_write_text
-from aekit.report.figures import bar_chart, image_grid, latent_map, loss_curves, reconstruction_grid
+from aekit.report.figures import (
+    bar_chart,
+    figure_png,
+    image_grid,
+    latent_map,
+    loss_curves,
+    reconstruction_grid,
+)
 
 REPORT = "report.html"
 
@@ -43,9 +49,7 @@ details summary{cursor:pointer;color:#3a6ea5}
 
 
 def figure_uri(fig: Figure, dpi: int = 90) -> str:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=dpi)
-    return png_uri(buf.getvalue())
+    return png_uri(figure_png(fig, dpi))
 
 
 def png_uri(png: bytes) -> str:
@@ -71,9 +75,20 @@ def _note(text: str) -> str:
     return f'<p class="note">{html.escape(text)}</p>'
 
 
-def run_section(summary: RunSummary) -> str:
-    """The HTML of one run: every section its summary holds."""
+def run_section(summary: RunSummary, drawn: Mapping[str, bytes] | None = None) -> str:
+    """The HTML of one run: every section its summary holds.
+
+    Args:
+        summary: What to show.
+        drawn: PNGs already drawn from this summary (``"loss_curves"``, ``"reconstructions"``, as
+            :func:`aekit.report.artifacts.write_figures` returns them), embedded instead of drawn again.
+    """
     s = summary
+    drawn = drawn or {}
+
+    def shown(key: str, draw, alt: str) -> str:
+        return _image(png_uri(drawn[key]) if key in drawn else figure_uri(draw()), alt)
+
     parts: list[str] = [f"<h1>{html.escape(s.name)}</h1>"]
     parts.append(
         f'<p class="note">model <b>{html.escape(s.model_name)}</b> on <b>{html.escape(s.data_name)}</b></p>'
@@ -81,7 +96,7 @@ def run_section(summary: RunSummary) -> str:
     parts.append("<h2>Data</h2>" + _table(s.data_rows))
     if s.history:
         parts.append("<h2>Training</h2>")
-        parts.append(_image(figure_uri(loss_curves(s.history)), "loss curves"))
+        parts.append(shown("loss_curves", lambda: loss_curves(s.history), "loss curves"))
         parts.append(_table([(k, float(v)) for k, v in s.history[-1].items() if k != "epoch"]))
     if s.test is not None:
         samples = f"{s.test.n} sample{'' if s.test.n == 1 else 's'}"
@@ -89,8 +104,8 @@ def run_section(summary: RunSummary) -> str:
         parts.append(_table(list(s.test.metrics.items())))
     if s.originals is not None and s.reconstructions is not None:
         parts.append("<h2>Originals and reconstructions</h2>")
-        grid = reconstruction_grid(s.originals, s.reconstructions)
-        parts.append(_image(figure_uri(grid), "originals above reconstructions"))
+        grid = lambda: reconstruction_grid(s.originals, s.reconstructions)  # noqa: E731
+        parts.append(shown("reconstructions", grid, "originals above reconstructions"))
     if s.latent is not None:
         parts.append("<h2>Latent map</h2>")
         if s.latent.note:
@@ -151,13 +166,17 @@ def render(sections: list[str], title: str) -> str:
     )
 
 
-def write_report(summaries: Sequence[RunSummary], out: str | Path) -> Path:
+def write_report(
+    summaries: Sequence[RunSummary], out: str | Path, drawn: Sequence[Mapping[str, bytes]] | None = None
+) -> Path:
     """Write one page for ``summaries`` (side by side when several), atomically, to ``out``.
 
     Args:
         summaries: One :class:`RunSummary` per run (:func:`aekit.evaluation.summary.summarize_run`).
         out: The page's path.
+        drawn: Per run, PNGs already drawn from its summary (see :func:`run_section`).
     """
-    sections = [run_section(s) for s in summaries]
+    drawn = list(drawn) if drawn is not None else [{}] * len(summaries)
+    sections = [run_section(s, d) for s, d in zip(summaries, drawn, strict=True)]
     title = " vs ".join(s.name for s in summaries) + " - aekit report"
     return atomic_write_text(Path(out), render(sections, title))
