@@ -21,7 +21,13 @@ from aekit.api import Run
 from aekit.cli import main
 from aekit.config import resolve
 from aekit.errors import CheckpointError
-from aekit.evaluation.summary import Extra, RunSummary, latent_projection, summarize_run
+from aekit.evaluation.summary import (
+    Extra,
+    RunSummary,
+    latent_projection,
+    principal_components,
+    summarize_run,
+)
 from aekit.models.registry import build_model
 from aekit.report.artifacts import EXTRAS, load_extras, write_run_files, write_runs_report
 from aekit.report.figures import loss_curves, reconstruction_grid
@@ -175,6 +181,16 @@ def test_codebook_usage_for_vq_models(digits):
     assert usage.counts.sum() > 0 and 1 <= usage.used <= len(usage.counts)
     assert 1.0 <= usage.perplexity <= usage.used + 1e-9  # perplexity is at most the codes in use
     assert "Codebook usage" in run_section(summary)
+
+
+def test_the_latent_map_is_the_pca_of_the_codes():
+    from sklearn.decomposition import PCA
+
+    codes = np.random.default_rng(0).normal(size=(300, 6)) * [5, 3, 1, 1, 1, 1]
+    ours = principal_components(codes, 2)
+    theirs = PCA(2).fit_transform(codes)
+    np.testing.assert_allclose(np.abs(ours), np.abs(theirs), atol=1e-9)  # equal up to each axis's sign
+    assert np.array_equal(ours, principal_components(codes.copy(), 2))  # and the same on every run
 
 
 # --- issue 16 item 1: any data size finishes with a report ---------------------------------------
