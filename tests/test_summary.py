@@ -20,6 +20,7 @@ import aekit
 from aekit.api import Run
 from aekit.cli import main
 from aekit.config import resolve
+from aekit.data.dataset import DataInfo
 from aekit.errors import CheckpointError
 from aekit.evaluation.summary import (
     Extra,
@@ -46,7 +47,7 @@ def _run(model: str, path: Path | None, latent_dim: int = 4, data=None) -> Run:
     config = resolve(layers, input_shape=(1, 8, 8), num_classes=10)
     torch.manual_seed(0)
     net = build_model(config.model, config.model_config).eval()
-    dataset = data.describe() if data is not None else {"name": "digits", "shape": [1, 8, 8]}
+    dataset = data.describe() if data is not None else DataInfo(name="digits", shape=(1, 8, 8))
     return Run(config, dataset, net, path, list(HISTORY))
 
 

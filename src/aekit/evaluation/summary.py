@@ -17,6 +17,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from aekit._version import __version__
+
 ACTIVE_UNIT_KL = 0.01  # nats: a dimension whose mean KL is below this carries no information
 SHOWN = 10  # originals and reconstructions in the strip
 SAMPLES = 64  # samples from the prior (samples.png; the page shows the first REPORT_SAMPLES)
@@ -125,23 +127,8 @@ class RunSummary:
     extras: list[Extra] = field(default_factory=list)
 
 
-def _info(dataset: Any, key: str, default: Any = None) -> Any:
-    """A field of the run's data description (a ``DataInfo``, or the dict older code passes)."""
-    if isinstance(dataset, dict):
-        return dataset.get(key, default)
-    return getattr(dataset, key, default)
-
-
-def _declares(model: Any, ability: str, method: str) -> bool:
-    """Whether the model declares an optional ability (base-class flags; older models: the method)."""
-    flag = getattr(model, ability, None)
-    return bool(flag) if flag is not None else callable(getattr(model, method, None))
-
-
 def environment(device: str) -> list[tuple[str, Any]]:
     """Versions, platform, device and the time: what a reader needs to reproduce the numbers."""
-    from aekit import __version__
-
     return [
         ("aekit", __version__),
         ("python", platform.python_version()),
@@ -223,18 +210,18 @@ def summarize_run(
     """
     model = run.model
     seed = run.config.train.seed if seed is None else seed
-    ds = run.dataset
-    data_name = str(_info(ds, "name") or run.config.data.source)
+    ds = run.dataset  # a DataInfo
+    data_name = str(ds.name or run.config.data.source)
     summary = RunSummary(
         name=run.path.name if run.path is not None else run.config.model,
         model_name=run.config.model,
         data_name=data_name,
         data_rows=[
             ("source", data_name),
-            ("training samples", _info(ds, "size", "?")),
-            ("sample shape", " x ".join(map(str, _info(ds, "shape") or ()))),
-            ("stored as", _info(ds, "dtype", "?")),
-            ("classes", ", ".join(_info(ds, "classes") or ()) or "none"),
+            ("training samples", ds.size),
+            ("sample shape", " x ".join(map(str, ds.shape))),
+            ("stored as", ds.dtype),
+            ("classes", ", ".join(ds.classes or ()) or "none"),
         ],
         history=[dict(r) for r in run.history],
         config=run.config.to_dict(),
@@ -253,13 +240,13 @@ def summarize_run(
         summary.reconstructions = run.reconstruct(shown)
         codes = run.encode(data)
         labels = data.y.numpy() if data.y is not None else None
-        summary.latent = latent_projection(codes, labels, _info(ds, "classes"))
+        summary.latent = latent_projection(codes, labels, ds.classes)
         x, y = data.take(torch.arange(n), device)
         with torch.no_grad():
-            if _declares(model, "has_likelihood", "kl_per_dim"):
+            if model.has_likelihood:
                 summary.kl_per_dim = model.kl_per_dim(x, y).float().cpu().numpy()
                 summary.active_units = int((summary.kl_per_dim > ACTIVE_UNIT_KL).sum())
-            if _declares(model, "has_codebook", "codes"):
+            if model.has_codebook:
                 summary.codebook = _codebook_usage(model, x)
     if model.generative and is_image:
         with torch.no_grad():
