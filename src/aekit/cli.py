@@ -301,10 +301,11 @@ def cmd_detect_fit(args: argparse.Namespace) -> int:
         metrics = _detect_report(det, test, normal, out)
         summary = {k: v for k, v in metrics.items() if k != "scores"}
         atomic_write_json(out / "evaluation.json", {"data": args.data, "normal_class": normal, **summary})
-    from aekit.report.html import REPORT, write_report
+    from aekit.apps.anomaly import report_extras
+    from aekit.report.artifacts import write_run_files
 
     det.run_.path = out
-    write_report([det.run_], out / REPORT)
+    write_run_files(det.run_, None, report_extras(out), figures=False)
     return 0
 
 
@@ -351,14 +352,15 @@ def _test_data(run, name: str | None, limit: int):
 
 def cmd_report(args: argparse.Namespace) -> int:
     import aekit
-    from aekit.report.html import REPORT, write_report
+    from aekit.report.artifacts import write_runs_report
+    from aekit.report.html import REPORT
 
     runs = [aekit.load(r) for r in args.runs]
     out = Path(args.output) if args.output else (runs[0].path / REPORT if len(runs) == 1 else None)
     if out is None:
         raise ConfigError("several runs: name the page with -o compare.html")
     data = [None if args.no_data else _test_data(run, args.data, args.limit) for run in runs]
-    write_report(runs, out, data)
+    write_runs_report(runs, data, out)
     print(f"wrote {out}")
     return 0
 

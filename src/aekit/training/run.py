@@ -187,8 +187,13 @@ def configure(layers: list[dict[str, Any]], data: ArrayDataset, *, images: str |
 
 
 def validation_split(data: ArrayDataset, config: RunConfig) -> tuple[ArrayDataset, ArrayDataset | None]:
-    """The training and validation sets :func:`fit` uses (the same seed gives the same split)."""
-    return data.split(config.train.val_fraction, seed=config.train.seed)
+    """The training and validation sets :func:`fit` uses (the same seed gives the same split).
+
+    Data too small to hold out anything (a single image) trains without validation."""
+    fraction = config.train.val_fraction
+    if fraction > 0 and len(data) - max(1, round(len(data) * fraction)) < 1:
+        return data, None
+    return data.split(fraction, seed=config.train.seed)
 
 
 def fit(
