@@ -86,3 +86,17 @@ def test_a_single_image_trains_without_validation_and_gets_a_report(tmp_path):
     run = aekit.train(str(folder), "dense", out=tmp_path / "run", epochs=2, progress=False)
     assert len(run.history) == 2 and "val/loss" not in run.history[-1]
     assert (tmp_path / "run" / "report.html").stat().st_size > 1000
+
+
+def test_digits_are_scikit_learns_read_without_importing_it():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from aekit.data.sources import load_dataset; d = load_dataset('digits'); "
+        "print(len(d), int(d.y[:10].sum()), 'sklearn' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    from sklearn.datasets import load_digits
+
+    assert out.split() == ["1437", str(int(load_digits().target[:10].sum())), "False"]

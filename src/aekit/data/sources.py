@@ -362,13 +362,16 @@ def _mnist_5k(split: str) -> ArrayDataset:
     lambda: _here_or(_package_file("sklearn", "datasets", "data", "digits.csv.gz"), "missing: scikit-learn"),
 )
 def _digits(split: str) -> ArrayDataset:
-    from sklearn.datasets import load_digits
-
-    bunch = load_digits()
-    x = bunch.data.astype(np.uint8).reshape(-1, 1, 8, 8)  # values 0..16
+    # scikit-learn's file, read with numpy: importing scikit-learn (and SciPy) for it costs ~1 s
+    spec = importlib.util.find_spec("sklearn")
+    if spec is None or not spec.submodule_search_locations:
+        raise DataError("digits: needs scikit-learn, which ships the file (pip install scikit-learn)")
+    path = Path(next(iter(spec.submodule_search_locations))) / "datasets" / "data" / "digits.csv.gz"
+    table = np.loadtxt(path, delimiter=",", dtype=np.int64)  # 1797 rows: 64 pixels, then the label
+    x = table[:, :-1].astype(np.uint8).reshape(-1, 1, 8, 8)  # values 0..16
     keep = slice(1437, None) if split == "test" else slice(0, 1437)
     return ArrayDataset(
-        x[keep], bunch.target[keep], name="digits", scaling=Scaling((0.0,), (16.0,)), classes=DIGITS
+        x[keep], table[keep, -1], name="digits", scaling=Scaling((0.0,), (16.0,)), classes=DIGITS
     )
 
 
