@@ -77,8 +77,10 @@ class TrainConfig:
 
 @dataclass(frozen=True)
 class DataConfig:
-    """Which data: a dataset name, ``scheme:PATH`` or a path; ``limit`` keeps the first N samples;
-    ``missing`` says what to do with a table's missing values (error, drop or impute).
+    """Which data: a dataset name, ``scheme:PATH`` or a path; ``limit`` keeps N samples (a seeded
+    random subset, stratified by label); ``missing`` says what to do with a table's missing values
+    (error, drop or impute); ``id_column`` names the column of a table that identifies its rows
+    (None: a text column with a different value in every row, if any).
 
     Image folders (see :mod:`aekit.data.images`): ``channels`` 1 or 3 (0: what most images are);
     ``patch`` trains on random N x N crops (fully convolutional models, images of any size);
@@ -88,6 +90,7 @@ class DataConfig:
     source: str = "mnist-5k"
     limit: int | None = None
     missing: str = "error"
+    id_column: str | None = None
     channels: int = 0
     patch: int = 0
     resize: str = ""
