@@ -282,3 +282,12 @@ def test_a_patch_that_is_not_a_multiple_of_the_stride_is_refused_before_training
     ]
     assert main([*args, "--set", "model.channels=8,16,16"]) == 2  # stride 4
     assert not (tmp_path / "r").exists()
+
+
+def test_an_fcn_vae_trains_on_patches_and_gets_its_report(tmp_path):
+    folder = make_folder(tmp_path / "photos")
+    run = tmp_path / "vae"
+    base = ["--set", "model.arch=fcn", "--set", "model.channels=8,16", "--set", "model.latent_dim=4"]
+    args = ["train", "--data", str(folder), "--patch", "16", "--model", "vae", "--epochs", "1", "--quiet"]
+    assert main([*args, "--out", str(run), *base]) == 0
+    assert (run / "report.html").stat().st_size > 1000 and (run / "samples.png").is_file()
