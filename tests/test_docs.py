@@ -4,8 +4,8 @@ references fail), and its generated pages say what the code says."""
 from __future__ import annotations
 
 import argparse
-import os
 import importlib.util
+import os
 import subprocess
 import sys
 from pathlib import Path
