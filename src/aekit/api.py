@@ -20,7 +20,7 @@ from aekit.errors import ConfigError, DataError
 from aekit.evaluation.metrics import summarize
 from aekit.models.registry import build_model
 from aekit.report.figures import image_grid, loss_curves, reconstruction_grid, save_figure
-from aekit.training import checkpoint, distributed
+from aekit.training import checkpoint, distributed, tracking
 from aekit.training.callbacks import Checkpointer, EarlyStopping, MetricsLog, ProgressBar
 from aekit.training.trainer import Trainer, resolve_device
 
@@ -234,6 +234,7 @@ def train_from_layers(
     )
     run_dir = None
     if distributed.is_main():  # only rank 0 writes; the others learn its directory
+        tracking.require(config.train.log)
         run_dir = _prepare_out(out, config)
         checkpoint.write_config(run_dir, config, data.describe())
     run_dir = Path(distributed.from_main(str(run_dir)))
@@ -284,6 +285,7 @@ def _fit(
         callbacks.append(EarlyStopping(config.train.patience))
     if distributed.is_main():  # under torchrun only rank 0 writes checkpoints, logs and figures
         callbacks += [Checkpointer(run_dir), MetricsLog(run_dir), ProgressBar(progress)]
+        callbacks += tracking.trackers(config.train.log, run_dir, config.to_dict(), val_set or train_set)
     trainer = Trainer(model, config.train, callbacks)
     if state is not None:
         trainer.load_state_dict(state)
@@ -309,4 +311,5 @@ def _fit(
     from aekit.report.html import REPORT, write_report
 
     write_report([run], run_dir / REPORT, [val_set])
+    tracking.finish(callbacks, run_dir)  # after the figures and report: MLflow uploads the whole directory
     return run
