@@ -8,6 +8,8 @@
 
 __version__ = "0.1.0"
 
+from typing import TYPE_CHECKING, Any  # noqa: E402
+
 from aekit.api import Run, load, resume, train  # noqa: E402
 from aekit.apps.anomaly import AnomalyDetector  # noqa: E402
 from aekit.apps.codec import Codec  # noqa: E402
@@ -17,8 +19,11 @@ from aekit.data.sources import load_dataset  # noqa: E402
 from aekit.errors import AekitError, CheckpointError, ConfigError, DataError  # noqa: E402
 from aekit.models import MODELS, build_model  # noqa: E402
 
+if TYPE_CHECKING:  # for type checkers; at run time it is imported on first use (below)
+    from aekit.apps.transformer import AutoencoderTransformer
 
-def __getattr__(name: str):
+
+def __getattr__(name: str) -> Any:
     if name == "AutoencoderTransformer":  # imported on first use: it loads scikit-learn
         from aekit.apps.transformer import AutoencoderTransformer
 

@@ -58,7 +58,7 @@ class AutoencoderTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
         self.random_state = random_state
         self.model_options = model_options
 
-    def fit(self, X, y=None):
+    def fit(self, X: Any, y: Any = None) -> AutoencoderTransformer:
         X = validate_data(self, X, dtype=[np.float64, np.float32], ensure_min_samples=2)
         self.lo_ = X.min(0)
         span = X.max(0) - self.lo_

@@ -14,6 +14,9 @@ from typing import Any
 
 from aekit.errors import ConfigError
 
+if typing.TYPE_CHECKING:
+    from torch import nn
+
 
 @dataclass(frozen=True)
 class ModelSpec:
@@ -97,7 +100,7 @@ def _coerce(value: Any, hint: Any, where: str) -> Any:
     return value
 
 
-def build_model(name: str, config: Any = None, **overrides: Any):
+def build_model(name: str, config: Any = None, **overrides: Any) -> nn.Module:
     """Create a registered model from its name and a config (dataclass or dict) plus overrides.
 
     Example:
