@@ -160,28 +160,6 @@ def _models_table(models: dict[str, Any]) -> list[str]:
     return out + [""]
 
 
-def on_config(config: Any) -> Any:
-    """Keep ``architecture.md`` in the nav only while the page exists (another branch adds it)."""
-    from pathlib import Path
-
-    if not (Path(config["docs_dir"]) / "architecture.md").exists():
-        config["nav"] = _without(config["nav"], "architecture.md")
-    return config
-
-
-def _without(nav: list[Any], page: str) -> list[Any]:
-    out: list[Any] = []
-    for item in nav:
-        if isinstance(item, dict):
-            ((title, value),) = item.items()
-            if value == page:
-                continue
-            out.append({title: _without(value, page)} if isinstance(value, list) else item)
-        elif item != page:
-            out.append(item)
-    return out
-
-
 def on_files(files: Files, config: Any) -> Files:
     files.append(File.generated(config, "cli.md", content=cli_markdown()))
     files.append(File.generated(config, "api.md", content=api_markdown()))
