@@ -49,7 +49,12 @@ def train(
         **train_options: Training settings (:class:`aekit.config.TrainConfig`), e.g. ``epochs=5``.
 
     Example:
-        >>> run = aekit.train("fashion-mnist", preset="seed", epochs=5, out="runs/seed")
+        >>> import aekit
+        >>> run = aekit.train("mnist-5k", preset="seed", limit=500, epochs=1, out="runs/seed", progress=False)
+        >>> sorted(p.name for p in run.path.iterdir())
+        ['checkpoint.pt', 'config.json', 'loss_curves.png', 'metrics.jsonl', 'model.safetensors', ...]
+        >>> run.encode(aekit.load_dataset("mnist-5k", "test", limit=10)).shape
+        (10, 32)
     """
     layers: list[dict[str, Any]] = []
     if preset:
@@ -124,6 +129,13 @@ def resume(run_dir: str | Path, *, epochs: int | None = None, progress: bool = T
     Args:
         run_dir: A run directory written by :func:`train`.
         epochs: A new total number of epochs (to extend a finished run).
+
+    Example:
+        >>> import aekit
+        >>> run = aekit.train("mnist-5k", limit=200, epochs=1, out="runs/short", progress=False)
+        >>> run = aekit.resume("runs/short", epochs=2, progress=False)  # one more epoch
+        >>> [int(record["epoch"]) for record in run.history]
+        [1, 2]
     """
     run_dir = Path(run_dir)
     raw = checkpoint.read_config(run_dir)

@@ -35,6 +35,13 @@ class AutoencoderTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
         epochs, batch_size, lr: Training (Adam, one-cycle schedule).
         random_state: Seeds initialisation and batch order: the same seed, the same codes.
         model_options: Other model settings, e.g. ``{"activation": "gelu"}``.
+
+    Example:
+        >>> import numpy as np, aekit
+        >>> X = np.random.default_rng(0).normal(size=(200, 6))
+        >>> ae = aekit.AutoencoderTransformer(latent_dim=2, epochs=5).fit(X)
+        >>> ae.transform(X).shape, ae.inverse_transform(ae.transform(X)).shape
+        ((200, 2), (200, 6))
     """
 
     def __init__(

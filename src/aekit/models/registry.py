@@ -104,7 +104,10 @@ def build_model(name: str, config: Any = None, **overrides: Any) -> nn.Module:
     """Create a registered model from its name and a config (dataclass or dict) plus overrides.
 
     Example:
-        >>> build_model("dense", latent_dim=16)
+        >>> import torch, aekit
+        >>> model = aekit.build_model("dense", latent_dim=16)  # untrained; aekit.MODELS lists the names
+        >>> model.encode(torch.rand(2, 1, 28, 28)).shape
+        torch.Size([2, 16])
     """
     spec = get_spec(name)
     if isinstance(config, spec.config_cls):
