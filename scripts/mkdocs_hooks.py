@@ -16,6 +16,21 @@ from typing import Any
 
 from mkdocs.structure.files import File, Files
 
+
+def _example_is_examples() -> None:
+    """Read a Google-style ``Example:`` section (aekit's docstrings) as griffe reads ``Examples:``:
+    doctest blocks rendered as code, not Markdown. griffe keeps its section names in a private
+    table; if it moves, the strict build fails on the examples' Markdown, loudly."""
+    try:
+        from griffe._internal.docstrings import google
+        from griffe._internal.enumerations import DocstringSectionKind
+    except ImportError:
+        return
+    google._section_kind.setdefault("example", DocstringSectionKind.examples)
+
+
+_example_is_examples()
+
 _CLI_INTRO = """# Command line
 
 Generated from `aekit.cli.build_parser()` when the site is built, so it always matches
