@@ -17,7 +17,7 @@ from aekit.data.tabular import TableSchema
 from aekit.errors import ConfigError, DataError
 from aekit.models.fcn import check_training_size
 from aekit.models.registry import build_model
-from aekit.training import checkpoint, distributed
+from aekit.training import checkpoint, distributed, tracking
 from aekit.training.callbacks import Checkpointer, MetricsLog, ProgressBar
 from aekit.training.run import Run, configure, fit, load, validation_split
 from aekit.training.trainer import resolve_device
@@ -51,7 +51,12 @@ def train(
         **train_options: Training settings (:class:`aekit.config.TrainConfig`), e.g. ``epochs=5``.
 
     Example:
-        >>> run = aekit.train("fashion-mnist", preset="seed", epochs=5, out="runs/seed")
+        >>> import aekit
+        >>> run = aekit.train("mnist-5k", preset="seed", limit=500, epochs=1, out="runs/seed", progress=False)
+        >>> sorted(p.name for p in run.path.iterdir())
+        ['checkpoint.pt', 'config.json', 'loss_curves.png', 'metrics.jsonl', 'model.safetensors', ...]
+        >>> run.encode(aekit.load_dataset("mnist-5k", "test", limit=10)).shape
+        (10, 32)
     """
     layers: list[dict[str, Any]] = []
     if preset:
@@ -114,6 +119,7 @@ def train_from_layers(
     check_training_size(model, data.shape)
     run_dir = None
     if distributed.is_main():  # only rank 0 writes; the others learn its directory
+        tracking.require(config.train.log)
         run_dir = _prepare_out(out, config)
         checkpoint.write_config(run_dir, config, data.describe())
     run_dir = Path(distributed.from_main(str(run_dir)))
@@ -126,6 +132,13 @@ def resume(run_dir: str | Path, *, epochs: int | None = None, progress: bool = T
     Args:
         run_dir: A run directory written by :func:`train`.
         epochs: A new total number of epochs (to extend a finished run).
+
+    Example:
+        >>> import aekit
+        >>> run = aekit.train("mnist-5k", limit=200, epochs=1, out="runs/short", progress=False)
+        >>> run = aekit.resume("runs/short", epochs=2, progress=False)  # one more epoch
+        >>> len(run.history), run.history[-1]["epoch"]
+        (2, 2)
     """
     run_dir = Path(run_dir)
     raw = checkpoint.read_config(run_dir)
@@ -156,9 +169,12 @@ def _fit(run_dir: Path, config: RunConfig, data: ArrayDataset, *, state, progres
     callbacks: list[Any] = []
     if distributed.is_main():  # under torchrun only rank 0 writes checkpoints, logs and figures
         callbacks += [Checkpointer(run_dir), MetricsLog(run_dir), ProgressBar(progress)]
+        train_set, val_set = validation_split(data, config)  # the split fit uses: show validation images
+        callbacks += tracking.trackers(config.train.log, run_dir, config.to_dict(), val_set or train_set)
     run = fit(data, config, callbacks, state=state, path=run_dir)
     if distributed.is_main():
         _write_artifacts(run, data, progress)
+        tracking.finish(callbacks, run_dir)  # after the figures and report: MLflow uploads them too
     return run
 
 

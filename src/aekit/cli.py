@@ -30,6 +30,7 @@ TRAIN_FLAGS = {  # flag -> (TrainConfig field, type, help)
     "--val-fraction": ("val_fraction", float, "share held out for validation"),
     "--seed": ("seed", int, "random seed (same seed, same numbers on the CPU)"),
     "--device": ("device", str, "auto, cpu, cuda or cuda:N"),
+    "--log": ("log", lambda text: text.split(","), "experiment tracking: tensorboard, mlflow or both (a,b)"),
 }
 
 

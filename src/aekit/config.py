@@ -40,6 +40,8 @@ class TrainConfig:
         device: ``auto`` (CUDA when present), ``cpu``, ``cuda`` or ``cuda:N``.
         amp: Mixed precision on CUDA (ignored on the CPU).
         nan_policy: ``stop`` at a non-finite loss (the last good checkpoint is kept) or ``skip`` the batch.
+        log: Experiment trackers to log to: ``tensorboard`` (into ``RUN/tensorboard``), ``mlflow`` (to
+            ``$MLFLOW_TRACKING_URI``, else ``./mlruns``); see :mod:`aekit.training.tracking`.
     """
 
     epochs: int = 10
@@ -55,6 +57,7 @@ class TrainConfig:
     device: str = "auto"
     amp: bool = True
     nan_policy: str = "stop"
+    log: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         checks = [
@@ -69,6 +72,10 @@ class TrainConfig:
             (0 <= self.val_fraction < 1, "val_fraction must be in [0, 1)"),
             (self.patience >= 0 and self.grad_clip >= 0, "patience and grad_clip must not be negative"),
             (self.nan_policy in ("stop", "skip"), "nan_policy must be stop or skip"),
+            (
+                set(self.log) <= {"tensorboard", "mlflow"},
+                f"log must be tensorboard and/or mlflow, not {','.join(self.log)!r}",
+            ),
         ]
         for ok, message in checks:
             if not ok:

@@ -125,6 +125,17 @@ class AnomalyDetector:
     ``threshold_`` (on the anomaly score), ``offset_`` (= -threshold_, scikit-learn's convention),
     ``calibration_scores_``, ``stats_`` (the combined score's medians and IQRs), ``density_``
     (the latent mixture, or None).
+
+    Example:
+        >>> import aekit
+        >>> train, test = aekit.load_dataset("mnist-5k"), aekit.load_dataset("mnist-5k", "test")
+        >>> zeros = train.x.numpy()[train.y.numpy() == 0]  # the normal class
+        >>> det = aekit.AnomalyDetector(model="dense", epochs=3).fit(zeros)
+        >>> det.evaluate(test.x.numpy(), test.y.numpy() != 0)["auroc"] > 0.8
+        True
+        >>> labels = det.predict(test.x.numpy())  # +1 normal, -1 anomaly, as in scikit-learn
+        >>> bool((labels[test.y.numpy() == 0] == 1).mean() > 0.9)  # most test zeros pass as normal
+        True
     """
 
     def __init__(

@@ -89,6 +89,16 @@ def load_dataset(
     Raises:
         DataError: unknown name, a path that does not exist, a name that is also a path, missing
             split, or a file that cannot be read.
+
+    Example:
+        >>> import aekit
+        >>> digits = aekit.load_dataset("mnist-5k", "test")  # shipped with the install: no download
+        >>> len(digits), digits.shape, digits.classes[:3]
+        (1000, (1, 28, 28), ('0', '1', '2'))
+        >>> import numpy as np
+        >>> np.save("rows.npy", np.random.default_rng(0).random((5, 3), dtype=np.float32))
+        >>> aekit.load_dataset("rows.npy").shape  # files too: .npy, IDX, CSV, image folders
+        (3,)
     """
     if split not in SPLITS:
         raise DataError(f"unknown split {split!r} (expected one of {', '.join(SPLITS)})")

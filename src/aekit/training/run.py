@@ -41,6 +41,16 @@ class Run:
         model: The model, in eval mode.
         path: The run directory, when there is one.
         history: One dict of metrics per epoch.
+
+    Example:
+        >>> import aekit
+        >>> run = aekit.train("mnist-5k", model_options={"latent_dim": 8}, limit=200, epochs=1,
+        ...                   out="runs/run", progress=False)
+        >>> test = aekit.load_dataset("mnist-5k", "test", limit=10)
+        >>> run.encode(test).shape, run.reconstruct(test).shape
+        ((10, 8), (10, 1, 28, 28))
+        >>> sorted(run.evaluate(test))
+        ['mse', 'n', 'psnr', 'ssim']
     """
 
     config: RunConfig
@@ -163,7 +173,15 @@ class Run:
 
 
 def load(run_dir: str | Path, device: str = "cpu") -> Run:
-    """Load a run directory without executing any stored code."""
+    """Load a run directory without executing any stored code.
+
+    Example:
+        >>> import aekit
+        >>> _ = aekit.train("mnist-5k", limit=200, epochs=1, out="runs/small", progress=False)
+        >>> run = aekit.load("runs/small")  # on the CPU, whatever trained it
+        >>> run.config.model, run.model.training, len(run.history)
+        ('dense', False, 1)
+    """
     config, dataset, model = checkpoint.load_run(run_dir, resolve_device(device))
     history_path = Path(run_dir) / checkpoint.METRICS
     history = []
