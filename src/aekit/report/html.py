@@ -165,6 +165,7 @@ def run_section(run, data=None, max_samples: int = 2000) -> str:
         parts.append("<h2>Originals and reconstructions</h2>")
         parts.append(_image(figure_uri(reconstruction_grid(x, recon)), "originals above reconstructions"))
         codes = run.encode(data)
+        codes = codes.reshape(len(codes), -1)  # spatial codes (B, C, H, W) are mapped flattened
         labels = data.y.numpy() if data.y is not None else None
         parts.append("<h2>Latent map</h2>")
         parts.append(_image(figure_uri(latent_map(codes, labels, ds.get("classes"))), "latent map"))
