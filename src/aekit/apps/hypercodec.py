@@ -84,6 +84,7 @@ class Encoded:
     y_bytes: int
     seconds: float
     pixels: int
+    estimated_bytes: float  # the entropy model's rate under the integer tables, header included
 
     @property
     def megapixels_per_second(self) -> float:
@@ -246,7 +247,15 @@ class HyperCodec:
         checksum = zlib.crc32(body, zlib.crc32(header.pack()[: HEADER.size - 4]))
         data = dataclasses.replace(header, checksum=checksum).pack() + body
         pixels = sum(im.shape[1] * im.shape[2] for im in images)
-        return Encoded(data, len(zp), len(yp), time.perf_counter() - start, pixels)
+        seconds = time.perf_counter() - start
+        tables = self.model.y_tables.numpy().astype(np.float64)
+        bits = -np.log2(tables[k_all, y_all] / (1 << PRECISION)).sum()
+        z_tables = self.model.z_tables.numpy().astype(np.float64)
+        for ch in range(c.hyper_channels):
+            z = np.concatenate([z[ch].ravel() for z in zs]) + c.max_side
+            bits += -np.log2(z_tables[ch, z] / (1 << PRECISION)).sum()
+        estimate = bits / 8 + HEADER.size + len(table)
+        return Encoded(data, len(zp), len(yp), seconds, pixels, float(estimate))
 
     def _scale_indices(self, zs: list[np.ndarray], shapes: list[tuple[int, int, int]]) -> list[np.ndarray]:
         out: list[np.ndarray | None] = [None] * len(zs)
