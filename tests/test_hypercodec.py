@@ -200,3 +200,23 @@ def test_cli_folder_of_images_per_image_and_one_file_and_pngs_back(hp_run, tmp_p
     assert main(["decompress", str(hp_run), str(bad), "-o", str(tmp_path / "back3")]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "img0.aek" in err and "truncated" in err
+
+
+def test_grey_and_colour_images_of_one_size_share_a_file_in_a_colour_model(tmp_path):
+    from aekit.config import resolve
+    from aekit.models import build_model
+    from aekit.training.checkpoint import save_weights, write_config
+
+    torch.manual_seed(0)
+    settings = {"name": "hyperprior", **dict(kv.split("=") for kv in TINY[:-1])}
+    config = resolve([{"model": settings}], input_shape=(3, 16, 16))
+    model = build_model("hyperprior", config.model_config)
+    model.finalize()  # untrained, but with its integer tables: a colour codec
+    write_config(tmp_path, config, {"shape": [3, 16, 16]})
+    save_weights(tmp_path, model)
+    codec = HyperCodec.load(tmp_path)
+    rng = np.random.default_rng(1)
+    images = [rng.integers(0, 256, s, dtype=np.uint8) for s in [(3, 9, 14), (1, 9, 14), (3, 9, 14), (1, 5, 3)]]
+    out = codec.decompress(codec.compress(images, 2))
+    assert [o.shape for o in out] == [im.shape for im in images]
+    assert all(np.array_equal(a, b) for a, b in zip(out, codec._reconstruct(images, 2), strict=True))

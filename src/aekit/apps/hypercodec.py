@@ -174,10 +174,10 @@ class HyperCodec:
         )
 
     def _groups(self, shapes: list[tuple[int, int, int]]) -> Iterator[np.ndarray]:
-        """Indices of images of one (H, W), in batches of at most ``batch_size``."""
-        sizes: dict[tuple[int, int], list[int]] = {}
-        for i, (_, h, w) in enumerate(shapes):
-            sizes.setdefault((h, w), []).append(i)
+        """Indices of images of one shape (C, H, W), in batches of at most ``batch_size``."""
+        sizes: dict[tuple[int, int, int], list[int]] = {}
+        for i, shape in enumerate(shapes):
+            sizes.setdefault(tuple(shape), []).append(i)
         for idx in sizes.values():
             for lo in range(0, len(idx), self.batch_size):
                 yield np.array(idx[lo : lo + self.batch_size])
