@@ -216,7 +216,9 @@ def test_grey_and_colour_images_of_one_size_share_a_file_in_a_colour_model(tmp_p
     save_weights(tmp_path, model)
     codec = HyperCodec.load(tmp_path)
     rng = np.random.default_rng(1)
-    images = [rng.integers(0, 256, s, dtype=np.uint8) for s in [(3, 9, 14), (1, 9, 14), (3, 9, 14), (1, 5, 3)]]
+    images = [
+        rng.integers(0, 256, s, dtype=np.uint8) for s in [(3, 9, 14), (1, 9, 14), (3, 9, 14), (1, 5, 3)]
+    ]
     out = codec.decompress(codec.compress(images, 2))
     assert [o.shape for o in out] == [im.shape for im in images]
     assert all(np.array_equal(a, b) for a, b in zip(out, codec._reconstruct(images, 2), strict=True))
