@@ -304,6 +304,8 @@ def curve(rows: list[dict], method: str, counting: str) -> list[tuple[float, flo
 def bd_table(rows: list[dict], test: tuple[str, str], countings: tuple[str, ...]) -> str:
     lines = ["| anchor | counting | PSNR range (dB) | BD-rate of aekit |", "|---|---|---|---:|"]
     t = curve(rows, *test)
+    if len(t) < 2:
+        return "(no aekit curve in these rows)"
     for method in dict.fromkeys(r["method"] for r in rows):
         if method == test[0]:
             continue
