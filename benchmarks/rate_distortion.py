@@ -68,6 +68,11 @@ def _gauss(size: int, sigma: float = 1.5) -> torch.Tensor:
     return (g / g.sum()).double()
 
 
+def _blur(x: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+    """The valid separable Gaussian filter of (N, 1, H, W): two 1-D passes."""
+    return F.conv2d(F.conv2d(x, g[None, None, None, :]), g[None, None, :, None])
+
+
 def ms_ssim(a: np.ndarray, b: np.ndarray, scales: int, win: int) -> float:
     """MS-SSIM (Wang et al. 2003) of uint8 images (C, H, W), channels averaged: ``scales`` scales with
     the standard weights renormalised, a Gaussian window of ``win`` (sigma 1.5)."""
@@ -76,14 +81,13 @@ def ms_ssim(a: np.ndarray, b: np.ndarray, scales: int, win: int) -> float:
     x = torch.from_numpy(a).double()[:, None] / 255
     y = torch.from_numpy(b).double()[:, None] / 255
     g = _gauss(win)
-    k = (g[:, None] * g[None, :])[None, None]
     c1, c2 = 0.01**2, 0.03**2
     values = []
     for s in range(scales):
-        mx, my = F.conv2d(x, k), F.conv2d(y, k)
-        sxx = F.conv2d(x * x, k) - mx**2
-        syy = F.conv2d(y * y, k) - my**2
-        sxy = F.conv2d(x * y, k) - mx * my
+        mx, my = _blur(x, g), _blur(y, g)
+        sxx = _blur(x * x, g) - mx**2
+        syy = _blur(y * y, g) - my**2
+        sxy = _blur(x * y, g) - mx * my
         cs = ((2 * sxy + c2) / (sxx + syy + c2)).mean((1, 2, 3))
         if s == scales - 1:
             values.append((((2 * mx * my + c1) / (mx**2 + my**2 + c1)).mean((1, 2, 3)) * cs).clamp_min(0))

@@ -265,16 +265,10 @@ class HyperCodec:
                 out[i] = k[j].numpy().astype(np.int32)
         return out
 
-    @torch.no_grad()
     def estimated_bytes(self, images, quality: float = 4) -> float:
-        """The entropy model's rate in bytes, header and shape table included (to compare with the file)."""
-        images = as_images(images)
-        ys, zs = self.symbols(images, quality)
-        bits = 0.0
-        for y, z in zip(ys, zs, strict=True):
-            by, bz = self.model.estimated_bits(torch.from_numpy(y)[None], torch.from_numpy(z)[None])
-            bits += float(by + bz)
-        return bits / 8 + HEADER.size + RUN.size * len(_runs([im.shape for im in images]))
+        """The entropy model's rate in bytes under the integer tables, header and shape table
+        included (to compare with the file's size)."""
+        return self.encode(images, quality).estimated_bytes
 
     @torch.no_grad()
     def quality_for(

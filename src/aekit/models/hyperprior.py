@@ -301,14 +301,3 @@ class HyperpriorModel(Autoencoder):
         p[:, 0] += edges[:, 0]
         p[:, -1] += 1 - edges[:, -1]
         self.z_tables.copy_(integer_table(p).to(torch.int32))
-
-    def estimated_bits(self, y: Tensor, z: Tensor) -> tuple[Tensor, Tensor]:
-        """Bits per image of integer symbols under the integer tables: (y bits (B,), z bits (B,))."""
-        total = float(1 << PRECISION)
-        idx = self.scale_index(z)
-        fy = self.y_tables.double()[idx, y + self.config.max_symbol]
-        nz = z.shape[1]
-        zt = self.z_tables.double()[
-            torch.arange(nz, device=z.device)[None, :, None, None], z + self.config.max_side
-        ]
-        return -torch.log2(fy / total).flatten(1).sum(1), -torch.log2(zt / total).flatten(1).sum(1)
