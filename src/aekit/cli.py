@@ -467,11 +467,30 @@ def cmd_compress(args: argparse.Namespace) -> int:
 
     import numpy as np
 
-    from aekit.apps.codec import Codec
+    from aekit.apps.codec import Codec, load_codec
     from aekit.fileio import atomic_write_bytes
 
+    codec = load_codec(args.run, device=args.device)
+    if not isinstance(codec, Codec):  # a hyperprior run: .aek v2, images of any size
+        from aekit.apps.aek_files import compress_command
+
+        rate = {"quality": args.quality, "target_psnr": args.target_psnr, "target_bpp": args.target_bpp}
+        print(
+            compress_command(
+                codec,
+                args.input,
+                args.output,
+                **rate,
+                split=args.split,
+                limit=args.limit,
+                force=args.force,
+                progress=not args.quiet,
+            )
+        )
+        return 0
+    if args.quality is not None or args.target_psnr is not None or args.target_bpp is not None:
+        raise ConfigError(f"{args.run}: --quality and the targets need a hyperprior run")
     output = new_output(args.output, args.force)
-    codec = Codec.load(args.run, device=args.device)
     data = codec.run.prepare(codec.run.load_data(args.input, args.split, limit=args.limit))
     start = time.perf_counter()
     blob = codec.compress(data)
@@ -489,11 +508,16 @@ def cmd_compress(args: argparse.Namespace) -> int:
 def cmd_decompress(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from aekit.apps.codec import Codec, read_aek
+    from aekit.apps.codec import Codec, load_codec, read_aek
     from aekit.data.files import from_array
     from aekit.outputs import write_samples
 
-    codec = Codec.load(args.run, device=args.device)
+    codec = load_codec(args.run, device=args.device)
+    if not isinstance(codec, Codec):  # a hyperprior run: PNGs of each image's own size
+        from aekit.apps.aek_files import decompress_command
+
+        print(decompress_command(codec, args.input, args.output, args.force, progress=not args.quiet))
+        return 0
     images = codec.decompress(read_aek(args.input), name=args.input)
     like = from_array(images, args.input)
     path = write_samples(args.output, images.astype(np.float32) / 255, like=like, force=args.force)
@@ -702,17 +726,24 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("compress", help="compress images to an .aek file with a codec run")
     p.add_argument("run")
     p.add_argument("input", help="dataset name, scheme:PATH or path (IDX, .npy, images)")
-    p.add_argument("-o", "--output", required=True, help="images.aek")
+    p.add_argument("-o", "--output", required=True, help="images.aek, or a folder/ for one file per image")
     p.add_argument("--split", default="test", choices=("train", "test"), help="for named datasets")
     p.add_argument("--limit", type=_count, help=LIMIT_HELP)
+    p.add_argument("--quality", type=float, help="hyperprior runs: 1 (smallest) .. 8 (best); default 4")
+    p.add_argument("--target-psnr", type=float, help="hyperprior runs: the lowest quality reaching this PSNR")
+    p.add_argument(
+        "--target-bpp", type=float, help="hyperprior runs: the best quality within these bits/pixel"
+    )
     p.add_argument("--force", action="store_true")
     p.add_argument("--device", default="cpu")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
     p = sub.add_parser("decompress", help="images back from an .aek file")
     p.add_argument("run")
-    p.add_argument("input", help="images.aek")
+    p.add_argument("input", help="images.aek (hyperprior runs: or a folder of .aek files)")
     p.add_argument("-o", "--output", required=True, help=".npy, IDX (*-ubyte[.gz]), a folder of PNGs")
     p.add_argument("--force", action="store_true")
     p.add_argument("--device", default="cpu")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
     p = sub.add_parser("generate", help="images from the latent space: samples, interpolations, the 2-D grid")
     p.add_argument("run")
     p.add_argument("-n", type=_count, default=64, help="samples to draw (default 64)")
