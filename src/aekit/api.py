@@ -47,15 +47,18 @@ class Run:
     def device(self) -> torch.device:
         return next(self.model.parameters()).device
 
-    def load_data(self, name: str, split: str = "test", limit: int | None = None) -> ArrayDataset:
+    def load_data(
+        self, name: str, split: str = "test", limit: int | None = None, missing: str | None = None
+    ) -> ArrayDataset:
         """Load data for this model: tables are encoded with the columns, scales and categories
-        the model was trained on (a category it never saw is an error naming the cell)."""
+        the model was trained on (a category it never saw is an error naming the cell).
+        ``missing`` overrides the run's rule for missing table values (``error``, ``drop``, ``impute``)."""
         schema = self.dataset.get("schema")
         return load_dataset(
             name,
             split,
             limit=limit,
-            missing=self.config.data.missing,
+            missing=missing or self.config.data.missing,
             schema=TableSchema.from_dict(schema) if schema else None,
         )
 
@@ -95,16 +98,13 @@ class Run:
         self, data: ArrayDataset | np.ndarray, fn, batch_size: int, progress: bool | str = False
     ) -> np.ndarray:
         """``fn(x, y)`` over ``data`` in batches; ``progress`` (True or a label) shows a bar."""
-        from tqdm.auto import tqdm
+        from aekit.progress import track
 
         self.model.eval()
         data = self.prepare(data)
         batches = Batches(data, batch_size, device=self.device)
         label = progress if isinstance(progress, str) else "batches"
-        out = [
-            fn(b.x, b.y).float().cpu()
-            for b in tqdm(batches, desc=label, disable=not progress, leave=False, unit="batch")
-        ]
+        out = [fn(b.x, b.y).float().cpu() for b in track(batches, label, enabled=bool(progress))]
         return torch.cat(out).numpy()
 
     def reconstruct(
@@ -291,6 +291,9 @@ def _fit(
     run = Run(config, data.describe(), trainer.model.eval(), run_dir, trainer.history)
     if not distributed.is_main():
         return run
+    from aekit.progress import status
+
+    status(f"writing figures to {run_dir}", enabled=progress)
     shown = (val_set or train_set).subset(torch.arange(min(10, len(val_set or train_set))))
     originals = shown.take(torch.arange(len(shown)))[0].numpy()
     save_figure(reconstruction_grid(originals, run.reconstruct(shown)), run_dir / "reconstructions.png")
@@ -308,5 +311,6 @@ def _fit(
         save_figure(image_grid(samples, nrow=8), run_dir / "samples.png")
     from aekit.report.html import REPORT, write_report
 
+    status(f"writing {run_dir / REPORT}", enabled=progress)
     write_report([run], run_dir / REPORT, [val_set])
     return run
