@@ -10,12 +10,22 @@ below (by default a one-cycle schedule over 3 epochs) until its test MSE reaches
 target, checked every quarter epoch with the clock stopped.
 
 Run: ``.venv/bin/python benchmarks/train_speed.py [--epochs 5] [--batch-size 256 --lr 3e-3]``
+
+``--end-to-end`` instead times one ``aekit train`` from the shell, as a user sees it, and splits its
+wall time into parts: interpreter start, imports, data loading, trainer set-up, training steps,
+checkpoints, figures, report.html (see :func:`end_to_end`).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -115,6 +125,122 @@ def matmul_gflops(n: int = 1024, repeat: int = 20) -> float:
     return 2 * n**3 * repeat / (time.perf_counter() - start) / 1e9
 
 
+E2E_COMMAND = ["train", "--preset", "seed", "--data", "fashion-mnist", "--epochs", "2"]
+
+# Runs in a fresh interpreter: the real `aekit train` (cli.main), with each phase's functions wrapped
+# in timers. Phases: imports up to the CLI, data loading, trainer set-up (optimizers), training steps
+# (with validation), checkpoints (weights, resume state, metrics log), figures (after training until
+# the report starts) and report.html; "other" is what is left (config, model, run directory, prints).
+_E2E_SCRIPT = r"""
+import time, sys, json
+t0_wall = time.time(); t0 = time.perf_counter()
+import aekit.cli
+t_cli = time.perf_counter()
+import aekit.api, aekit.training.callbacks as cb, aekit.training.trainer as tr, aekit.report.html as rh
+t_api = time.perf_counter()
+parts = {"data loading": 0.0, "trainer set-up": 0.0, "fit": 0.0, "checkpoints": 0.0, "report.html": 0.0}
+marks = {}
+def timed(owner, name, part, mark=None):
+    fn = getattr(owner, name)
+    def wrapper(*a, **k):
+        start = time.perf_counter()
+        try:
+            return fn(*a, **k)
+        finally:
+            parts[part] += time.perf_counter() - start
+            if mark:
+                marks[mark] = time.perf_counter()
+                marks[mark + " start"] = start
+    setattr(owner, name, wrapper)
+timed(aekit.api, "load_dataset", "data loading")
+timed(tr.Trainer, "__init__", "trainer set-up")
+timed(tr.Trainer, "fit", "fit", mark="fit")
+for cls, names in ((cb.Checkpointer, ("on_epoch_end", "on_fit_end")), (cb.MetricsLog, ("on_epoch_end",))):
+    for name in names:
+        timed(cls, name, "checkpoints")
+timed(rh, "write_report", "report.html", mark="report")
+code = aekit.cli.main(sys.argv[1:])
+end = time.perf_counter()
+parts["training steps"] = parts.pop("fit") - parts["checkpoints"]
+parts["figures"] = marks["report start"] - marks["fit"]
+print(json.dumps({"code": code, "t0_wall": t0_wall, "cli import": t_cli - t0, "api imports": t_api - t_cli,
+                  "in script": end - t0, **parts}))
+"""
+
+
+def end_to_end(repeats: int = 1) -> None:
+    """Time ``aekit train --preset seed --data fashion-mnist --epochs 2`` from the shell, split into parts.
+
+    Prints the plain command's wall time (``python -m aekit ...``, nothing wrapped), then the same command
+    run through :data:`_E2E_SCRIPT`, which times each phase; and the import cost of the heavy modules
+    that the command imports along the way, each in a fresh interpreter.
+    """
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")}
+    with tempfile.TemporaryDirectory() as tmp:
+        walls = []
+        for i in range(repeats):
+            start = time.perf_counter()
+            done = subprocess.run(
+                [sys.executable, "-m", "aekit", *E2E_COMMAND, "--out", f"{tmp}/plain{i}"],
+                env=env,
+                capture_output=True,
+                text=True,
+            )
+            walls.append(time.perf_counter() - start)
+            assert done.returncode == 0, done.stderr
+        launched, start = time.time(), time.perf_counter()
+        done = subprocess.run(
+            [sys.executable, "-c", _E2E_SCRIPT, *E2E_COMMAND, "--out", f"{tmp}/timed"],
+            env=env,
+            capture_output=True,
+            text=True,
+        )
+        wall = time.perf_counter() - start
+        assert done.returncode == 0, done.stderr
+        t = json.loads(done.stdout.strip().splitlines()[-1])
+    start_up = t["t0_wall"] - launched
+    rows = [
+        ("interpreter start", start_up),
+        ("import aekit.cli (parsing needs nothing more)", t["cli import"]),
+        ("imports of the train path (torch, aekit.api)", t["api imports"]),
+        ("data loading", t["data loading"]),
+        ("trainer set-up (optimizer: imports torch._dynamo)", t["trainer set-up"]),
+        ("training steps (2 epochs, with validation)", t["training steps"]),
+        ("checkpoints + metrics log", t["checkpoints"]),
+        ("figures (reconstructions, loss curves)", t["figures"]),
+        ("report.html", t["report.html"]),
+    ]
+    known = sum(v for _, v in rows)
+    rows.append(("other (config, model, run dir, exit)", wall - known))
+    print(f"\n`aekit {' '.join(E2E_COMMAND)}`, wall time from the shell:")
+    print(f"plain command: {', '.join(f'{w:.1f} s' for w in walls)}; timed run: {wall:.1f} s\n")
+    print("| part | seconds | share |")
+    print("|---|---|---|")
+    for name, seconds in rows:
+        print(f"| {name} | {seconds:.2f} | {seconds / wall:.0%} |")
+    outside = wall - t["training steps"] - _import_time("torch", env)
+    print(f"| **all but the training steps and the torch import** | **{outside:.2f}** | |")
+    print("\nImport cost of the heavy modules on this path (fresh interpreter each, after torch):\n")
+    print("| module | seconds | imported by |")
+    print("|---|---|---|")
+    for module, by in (
+        ("torch", "everything that computes"),
+        ("torch._dynamo", "the first optimizer (torch.optim.Optimizer.__init__)"),
+        ("matplotlib.pyplot", "figures"),
+        ("sklearn.decomposition", "report.html's latent map (PCA)"),
+    ):
+        base = "torch" if module != "torch" else None
+        print(f"| {module} | {_import_time(module, env, after=base):.2f} | {by} |")
+
+
+def _import_time(module: str, env: dict[str, str], after: str | None = None) -> float:
+    """Seconds to import ``module`` in a fresh interpreter (after importing ``after`` first)."""
+    pre = f"import {after}; " if after else ""
+    code = f"{pre}import time; s = time.perf_counter(); import {module}; print(time.perf_counter() - s)"
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    return float(done.stdout.strip())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -127,7 +253,16 @@ def main() -> None:
     parser.add_argument(
         "--budget", type=int, default=3, help="aekit epochs the schedule spans (and the most it trains)"
     )
+    parser.add_argument(
+        "--end-to-end",
+        action="store_true",
+        help="only time `aekit train --preset seed --data fashion-mnist --epochs 2` from the shell, in parts",
+    )
+    parser.add_argument("--repeats", type=int, default=1, help="--end-to-end: plain runs to time")
     args = parser.parse_args()
+    if args.end_to_end:
+        end_to_end(args.repeats)
+        return
 
     train = load_dataset("fashion-mnist", "train")
     test = load_dataset("fashion-mnist", "test")

@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -42,17 +42,18 @@ RESUME_HONOURS = ("--resume", "--epochs", "--quiet")  # every other train flag i
 NAN_ADVICE = "Try a lower --lr, --grad-clip, or --set train.nan_policy=skip"
 
 
-class _Registry:
-    """argparse ``choices`` read from a registry on first use (models, presets): parsing needs no torch."""
+def _registered(kind: str, load: Callable[[], Any]) -> Callable[[str], str]:
+    """An argparse type: a name in a registry (models, presets), which is imported only when the flag is
+    given, so that parsing and ``--help`` need no torch (``choices=`` would import it for the help text)."""
 
-    def __init__(self, load: Callable[[], Any]) -> None:
-        self._load = load
+    def check(name: str) -> str:
+        known = load()
+        if name not in known:
+            raise argparse.ArgumentTypeError(f"unknown {kind} {name!r} (known: {', '.join(sorted(known))})")
+        return name
 
-    def __contains__(self, name: object) -> bool:
-        return name in self._load()
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(sorted(self._load()))
+    check.__name__ = kind  # argparse names the type in some messages
+    return check
 
 
 def _models() -> Any:
@@ -140,13 +141,13 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--model",
-        choices=_Registry(_models),
+        type=_registered("model", _models),
         metavar="NAME",
         help="model to train; 'aekit models' lists them (default: the preset's, else dense)",
     )
     p.add_argument(
         "--preset",
-        choices=_Registry(_presets),
+        type=_registered("preset", _presets),
         metavar="NAME",
         help="named starting point; 'seed' is the classic 784-128-64-32",
     )
@@ -312,7 +313,9 @@ def cmd_evaluate(args: argparse.Namespace, given: list[str]) -> int:
 
     run = aekit.load(args.run, device=args.device)
     name = args.data or run.config.data.source
-    data = aekit.load_dataset(name, args.split, limit=args.limit, missing=args.missing or "error")
+    data = aekit.load_dataset(
+        name, args.split, limit=args.limit, missing=args.missing or run.config.data.missing
+    )
     metrics = run.evaluate(data, iw_samples=args.iw_samples)
     if args.json:
         print(json.dumps({"run": str(args.run), "data": name, "split": args.split, **metrics}))
@@ -354,8 +357,9 @@ def cmd_denoise(args: argparse.Namespace, given: list[str]) -> int:
     check_samples_output(args.output, den.run.model.input_shape, args.force)  # before the work
     if args.figure:
         new_output(args.figure, args.force)
-    data = den.run.prepare(aekit.load_dataset(args.input))
-    clean = den.run.prepare(aekit.load_dataset(args.clean)) if args.clean else None
+    missing = {"missing": args.missing} if args.missing else {}
+    data = den.run.prepare(aekit.load_dataset(args.input, **missing))
+    clean = den.run.prepare(aekit.load_dataset(args.clean, **missing)) if args.clean else None
     if noise is not None:
         clean, data = data, den.run.prepare(add_noise(data, *noise, seed=args.seed))
     denoised = den(data, batch_size=args.batch_size, progress="denoising")
@@ -492,7 +496,9 @@ def cmd_compress(args: argparse.Namespace, given: list[str]) -> int:
 
     output = new_output(args.output, args.force)
     codec = Codec.load(args.run, device=args.device)
-    data = codec.run.prepare(codec.run.load_data(args.input, args.split, limit=args.limit))
+    data = codec.run.prepare(
+        codec.run.load_data(args.input, args.split, limit=args.limit, missing=args.missing)
+    )
     start = time.perf_counter()
     blob = codec.compress(data)
     seconds = time.perf_counter() - start
@@ -635,17 +641,17 @@ def cmd_models(args: argparse.Namespace, given: list[str]) -> int:
 IMAGE_OUTPUTS = ".npy, IDX (*-ubyte[.gz]), a .png figure or a folder of PNGs"
 
 
-def _add_data_options(p: argparse.ArgumentParser, split: bool = True, missing: bool = True) -> None:
+def _add_data_options(p: argparse.ArgumentParser, split: bool = True, limit: bool = True) -> None:
     """--split, --limit and --missing, the same on every command that reads data."""
     if split:
         p.add_argument("--split", default="test", choices=("train", "test"), help="for named datasets")
-    p.add_argument("--limit", type=_count, help="use only the first N samples")
-    if missing:
-        p.add_argument(
-            "--missing",
-            choices=("error", "drop", "impute"),
-            help="tables: missing values (default: the run's rule, error unless trained otherwise)",
-        )
+    if limit:
+        p.add_argument("--limit", type=_count, help="use only the first N samples")
+    p.add_argument(
+        "--missing",
+        choices=("error", "drop", "impute"),
+        help="tables: missing values (default: the run's rule, error unless trained otherwise)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -693,6 +699,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--seed", type=int, default=0, help="seed of --add-noise")
     p.add_argument("--figure", help="write a noisy / denoised / clean figure to this .png")
+    _add_data_options(p, split=False, limit=False)
     p.add_argument("--batch-size", type=_count, default=1024)
     p.add_argument("--force", action="store_true", help="replace existing outputs")
     p.add_argument("--device", default="cpu")
@@ -734,7 +741,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run")
     p.add_argument("input", help="dataset name, scheme:PATH or path (IDX, .npy, images)")
     _add_output(p, "output", "images.aek")
-    _add_data_options(p, missing=False)
+    _add_data_options(p)
     p.add_argument("--force", action="store_true")
     p.add_argument("--device", default="cpu")
     p = sub.add_parser("decompress", help="images back from an .aek file")
@@ -824,10 +831,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"aekit: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(
-            "aekit: interrupted (checkpoints written so far are intact; continue with --resume)",
-            file=sys.stderr,
-        )
+        where = f"; continue with aekit train --resume {args.out or 'RUN'}" if command == "train" else ""
+        print(f"aekit: interrupted (files written so far are intact{where})", file=sys.stderr)
         return 130
     finally:
         if "torch.distributed" in sys.modules:  # under torchrun: leave the group cleanly

@@ -56,7 +56,8 @@ class Milestones:
 
 
 def _line(label: str, percent: int, done: int, total: int, unit: str, start: float) -> str:
-    return f"{label}: {percent:3d}% ({done}/{total} {unit}s, {time.perf_counter() - start:.1f} s)"
+    units = unit + ("es" if unit.endswith(("s", "x", "ch", "sh")) else "s")
+    return f"{label}: {percent:3d}% ({done}/{total} {units}, {time.perf_counter() - start:.1f} s)"
 
 
 def track(
