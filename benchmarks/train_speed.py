@@ -133,24 +133,26 @@ E2E_COMMAND = ["train", "--preset", "seed", "--data", "fashion-mnist", "--epochs
 # the report starts) and report.html; "other" is what is left (config, model, run directory, prints).
 _E2E_SCRIPT = r"""
 import time, sys, json
-t0_wall = time.time(); t0 = time.perf_counter()
+t0_wall = time.time(); t0 = time.perf_counter(); c0 = time.process_time()
 import aekit.cli
-t_cli = time.perf_counter()
+t_cli, c_cli = time.perf_counter(), time.process_time()
 import aekit.api, aekit.training.callbacks as cb, aekit.training.trainer as tr, aekit.report.html as rh
-t_api = time.perf_counter()
-parts = {"data loading": 0.0, "trainer set-up": 0.0, "fit": 0.0, "checkpoints": 0.0, "report.html": 0.0}
+t_api, c_api = time.perf_counter(), time.process_time()
+parts = {k: 0.0 for k in ("data loading", "trainer set-up", "fit", "checkpoints", "report.html")}
+cpu = dict(parts)
 marks = {}
 def timed(owner, name, part, mark=None):
     fn = getattr(owner, name)
     def wrapper(*a, **k):
-        start = time.perf_counter()
+        start, cstart = time.perf_counter(), time.process_time()
         try:
             return fn(*a, **k)
         finally:
             parts[part] += time.perf_counter() - start
+            cpu[part] += time.process_time() - cstart
             if mark:
-                marks[mark] = time.perf_counter()
-                marks[mark + " start"] = start
+                marks[mark], marks[mark + " cpu"] = time.perf_counter(), time.process_time()
+                marks[mark + " start"], marks[mark + " cpu start"] = start, cstart
     setattr(owner, name, wrapper)
 timed(aekit.api, "load_dataset", "data loading")
 timed(tr.Trainer, "__init__", "trainer set-up")
@@ -160,15 +162,18 @@ for cls, names in ((cb.Checkpointer, ("on_epoch_end", "on_fit_end")), (cb.Metric
         timed(cls, name, "checkpoints")
 timed(rh, "write_report", "report.html", mark="report")
 code = aekit.cli.main(sys.argv[1:])
-end = time.perf_counter()
-parts["training steps"] = parts.pop("fit") - parts["checkpoints"]
+end, cend = time.perf_counter(), time.process_time()
+for d in (parts, cpu):
+    d["training steps"] = d.pop("fit") - d["checkpoints"]
 parts["figures"] = marks["report start"] - marks["fit"]
-print(json.dumps({"code": code, "t0_wall": t0_wall, "cli import": t_cli - t0, "api imports": t_api - t_cli,
-                  "in script": end - t0, **parts}))
+cpu["figures"] = marks["report cpu start"] - marks["fit cpu"]
+parts.update({"cli import": t_cli - t0, "api imports": t_api - t_cli, "in script": end - t0})
+cpu.update({"cli import": c_cli - c0, "api imports": c_api - c_cli, "in script": cend - c0})
+print(json.dumps({"code": code, "t0_wall": t0_wall, "wall": parts, "cpu": cpu}))
 """
 
 
-def end_to_end(repeats: int = 1) -> None:
+def end_to_end(repeats: int = 0) -> None:
     """Time ``aekit train --preset seed --data fashion-mnist --epochs 2`` from the shell, split into parts.
 
     Prints the plain command's wall time (``python -m aekit ...``, nothing wrapped), then the same command
@@ -199,27 +204,35 @@ def end_to_end(repeats: int = 1) -> None:
         assert done.returncode == 0, done.stderr
         t = json.loads(done.stdout.strip().splitlines()[-1])
     start_up = t["t0_wall"] - launched
-    rows = [
-        ("interpreter start", start_up),
-        ("import aekit.cli (parsing needs nothing more)", t["cli import"]),
-        ("imports of the train path (torch, aekit.api)", t["api imports"]),
-        ("data loading", t["data loading"]),
-        ("trainer set-up (optimizer: imports torch._dynamo)", t["trainer set-up"]),
-        ("training steps (2 epochs, with validation)", t["training steps"]),
-        ("checkpoints + metrics log", t["checkpoints"]),
-        ("figures (reconstructions, loss curves)", t["figures"]),
-        ("report.html", t["report.html"]),
+    w, c = t["wall"], t["cpu"]
+    names = [
+        ("import aekit.cli (parsing needs nothing more)", "cli import"),
+        ("imports of the train path (torch, aekit.api)", "api imports"),
+        ("data loading", "data loading"),
+        ("trainer set-up (optimizer: imports torch._dynamo)", "trainer set-up"),
+        ("training steps (2 epochs, with validation)", "training steps"),
+        ("checkpoints + metrics log", "checkpoints"),
+        ("figures (reconstructions, loss curves)", "figures"),
+        ("report.html", "report.html"),
     ]
-    known = sum(v for _, v in rows)
-    rows.append(("other (config, model, run dir, exit)", wall - known))
+    rows = [("interpreter start", start_up, None)] + [(label, w[k], c[k]) for label, k in names]
+    rows.append(
+        (
+            "other (config, model, run dir, exit)",
+            wall - sum(r[1] for r in rows),
+            c["in script"] - sum(c[k] for _, k in names),
+        )
+    )
     print(f"\n`aekit {' '.join(E2E_COMMAND)}`, wall time from the shell:")
-    print(f"plain command: {', '.join(f'{w:.1f} s' for w in walls)}; timed run: {wall:.1f} s\n")
-    print("| part | seconds | share |")
-    print("|---|---|---|")
-    for name, seconds in rows:
-        print(f"| {name} | {seconds:.2f} | {seconds / wall:.0%} |")
-    outside = wall - t["training steps"] - _import_time("torch", env)
-    print(f"| **all but the training steps and the torch import** | **{outside:.2f}** | |")
+    print(f"plain command: {', '.join(f'{x:.1f} s' for x in walls) or 'not run'}; timed run: {wall:.1f} s")
+    print("(CPU: the process's own CPU seconds, all threads; steadier than wall time on a shared machine)\n")
+    print("| part | wall s | share of wall | CPU s |")
+    print("|---|---|---|---|")
+    for name, seconds, cpu_seconds in rows:
+        cpu_text = "" if cpu_seconds is None else f"{cpu_seconds:.2f}"
+        print(f"| {name} | {seconds:.2f} | {seconds / wall:.0%} | {cpu_text} |")
+    outside = wall - w["training steps"] - _import_time("torch", env)
+    print(f"| **all but the training steps and the torch import** | **{outside:.2f}** | | |")
     print("\nImport cost of the heavy modules on this path (fresh interpreter each, after torch):\n")
     print("| module | seconds | imported by |")
     print("|---|---|---|")
@@ -258,7 +271,9 @@ def main() -> None:
         action="store_true",
         help="only time `aekit train --preset seed --data fashion-mnist --epochs 2` from the shell, in parts",
     )
-    parser.add_argument("--repeats", type=int, default=1, help="--end-to-end: plain runs to time")
+    parser.add_argument(
+        "--repeats", type=int, default=0, help="--end-to-end: also time the plain command this many times"
+    )
     args = parser.parse_args()
     if args.end_to_end:
         end_to_end(args.repeats)

@@ -453,13 +453,16 @@ def _test_data(runs: list, name: str | None, limit: int, skip: bool) -> list:
     """Each run's test data, or None with a note when it is not here (or with --no-data)."""
     from aekit.apps.compare import load_test_data
 
-    data = []
+    data, loaded = [], {}  # runs of one dataset share one load
     for run in runs:
-        try:
-            data.append(None if skip else load_test_data(run, name, limit))
-        except DataError as e:
-            print(f"note: no test data for {run.path} ({e}); leaving out test metrics")
-            data.append(None)
+        key = name or run.config.data.source
+        if not skip and key not in loaded:
+            try:
+                loaded[key] = load_test_data(run, name, limit)
+            except DataError as e:
+                print(f"note: no test data for {run.path} ({e}); leaving out test metrics")
+                loaded[key] = None
+        data.append(None if skip else loaded[key])
     return data
 
 
@@ -531,7 +534,7 @@ def cmd_decompress(args: argparse.Namespace, given: list[str]) -> int:
 def cmd_generate(args: argparse.Namespace, given: list[str]) -> int:
     import aekit
     from aekit.apps import generate
-    from aekit.fileio import new_output
+    from aekit.outputs import check_samples_output
 
     run = aekit.load(args.run, device=args.device)
     if run.model.data_kind == "tokens" or args.music:
@@ -540,7 +543,7 @@ def cmd_generate(args: argparse.Namespace, given: list[str]) -> int:
         raise ConfigError(
             f"{args.run}: generates images; this model's samples have shape {run.model.input_shape}"
         )
-    new_output(args.output, args.force)
+    check_samples_output(args.output, run.model.input_shape, args.force)  # before the work
     if args.interpolate:
         a, b = (run.load_data(p) for p in args.interpolate)
         images, nrow = generate.interpolate(run, a, b, args.steps), args.steps
@@ -753,7 +756,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("generate", help="images from the latent space: samples, interpolations, the 2-D grid")
     p.add_argument("run")
     p.add_argument("-n", type=_count, default=64, help="samples to draw (default 64)")
-    _add_output(p, "output", "a .png grid, or .npy, IDX, a folder of PNGs (music: a folder)")
+    _add_output(p, "output", "a .png grid, .npy, IDX (*-ubyte[.gz]) or a folder of PNGs (music: a folder)")
     p.add_argument("--label", help="conditional models: the class to generate (name or index)")
     p.add_argument("--interpolate", nargs=2, metavar=("A", "B"), help="walk between two images")
     p.add_argument("--steps", type=_count, default=10, help="images along --interpolate")
