@@ -44,7 +44,7 @@ def test_fit_and_save_writes_the_detector_its_evaluation_and_report(fitted):
     assert saved["normal_class"] == 0 and saved["auroc"] == pytest.approx(result.metrics["auroc"])
     assert result.metrics["auroc"] > 0.8  # zeros against the other digits, well above chance
     assert len(result.test) == 200 and len(result.metrics["scores"]) == 200
-    assert result.detector.run.path is None  # the report got its own copy with the path, not a patch
+    assert result.detector.run_.path is None  # the report got its own copy with the path, not a patch
 
 
 def test_fit_and_save_refuses_a_folder_that_holds_something_before_the_work(tmp_path):

@@ -14,7 +14,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+from aekit._version import __version__  # noqa: F401  (aekit.__version__)
 
 _LAZY = {  # public name -> the module that defines it
     "Run": "aekit.api",

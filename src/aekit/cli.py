@@ -407,7 +407,7 @@ def cmd_detect_fit(args: argparse.Namespace, given: list[str]) -> int:
     except TrainingError as e:
         raise TrainingError(e.reason, "Try a lower --lr") from None
     det = result.detector
-    print(f"wrote {result.out} (score {det.score_name}, threshold {det.threshold_:.5g} for held-out normals)")
+    print(f"wrote {result.out} (score {det.score_}, threshold {det.threshold_:.5g} for held-out normals)")
     if result.metrics is not None:
         print(f"on {args.data} test ({len(result.test)} samples):")
         print("\n".join(detect.evaluation_lines(result.metrics)))
@@ -428,7 +428,7 @@ def cmd_detect_score(args: argparse.Namespace, given: list[str]) -> int:
     if args.figures:
         detect.check_figures(output.parent, args.force)
     det = AnomalyDetector.load(args.detector, device=args.device)
-    data = det.run.load_data(args.input, args.split, limit=args.limit, missing=args.missing)
+    data = det.run_.load_data(args.input, args.split, limit=args.limit, missing=args.missing)
     normal = None
     if args.normal_class is not None:
         if data.y is None:
@@ -659,7 +659,7 @@ def _add_data_options(p: argparse.ArgumentParser, split: bool = True, limit: boo
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``aekit`` parser; building it imports no PyTorch (model names are read when checked)."""
-    from aekit import __version__
+    from aekit._version import __version__
 
     parser = argparse.ArgumentParser(prog="aekit", description="Autoencoders: train, show, apply.")
     parser.add_argument("--version", action="version", version=f"aekit {__version__}")

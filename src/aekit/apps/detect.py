@@ -104,7 +104,7 @@ def fit_and_save(
     from aekit.report.html import REPORT, write_report
 
     status(f"writing {out / REPORT}", enabled=progress)
-    write_report([dataclasses.replace(det.run, path=out)], out / REPORT)
+    write_report([dataclasses.replace(det.run_, path=out)], out / REPORT)
     return result
 
 
