@@ -116,6 +116,7 @@ REACH = {  # library module -> the commands that can print its messages (declare
         "export",
     ],
     "api.py": ["train"],
+    "training/checkpoint.py": ["train"],  # resume
     "data/tabular.py": DATA_READERS,  # (generate reads data only for --interpolate on image runs)
     "apps/codec.py": ["compress", "decompress"],
     "apps/generate.py": ["generate"],
