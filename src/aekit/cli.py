@@ -263,11 +263,11 @@ def _check_model_flags(name: str, args: argparse.Namespace) -> None:
             )
 
 
-def cmd_train(args: argparse.Namespace, given: list[str]) -> int:
+def cmd_train(args: argparse.Namespace) -> int:
     from aekit.training.trainer import TrainingError
 
     if args.resume:
-        return _resume(args, given)
+        return _resume(args)
     layers, notes = train_layers(args)
     for note in notes:
         print(note)
@@ -285,9 +285,9 @@ def cmd_train(args: argparse.Namespace, given: list[str]) -> int:
     return 0
 
 
-def _resume(args: argparse.Namespace, given: list[str]) -> int:
+def _resume(args: argparse.Namespace) -> int:
     """``train --resume RUN``: only --epochs can change; any other setting flag is refused by name."""
-    refused = [flag for flag in given if flag not in RESUME_HONOURS]
+    refused = [flag for flag in args.given_flags if flag not in RESUME_HONOURS]
     if refused:
         raise ConfigError(
             f"--resume continues {args.resume} with its own settings and data; it cannot honour "
@@ -308,7 +308,7 @@ def _resume(args: argparse.Namespace, given: list[str]) -> int:
     return 0
 
 
-def cmd_evaluate(args: argparse.Namespace, given: list[str]) -> int:
+def cmd_evaluate(args: argparse.Namespace) -> int:
     import aekit
 
     run = aekit.load(args.run, device=args.device)
@@ -328,7 +328,7 @@ def cmd_evaluate(args: argparse.Namespace, given: list[str]) -> int:
     return 0
 
 
-def cmd_reconstruct(args: argparse.Namespace, given: list[str]) -> int:
+def cmd_reconstruct(args: argparse.Namespace) -> int:
     import aekit
     from aekit.outputs import check_samples_output, write_samples
 
@@ -341,7 +341,7 @@ def cmd_reconstruct(args: argparse.Namespace, given: list[str]) -> int:
     return 0
 
 
-def cmd_denoise(args: argparse.Namespace, given: list[str]) -> int:
+def cmd_denoise(args: argparse.Namespace) -> int:
     if args.add_noise and args.clean:
         raise ConfigError("--add-noise makes INPUT the clean images; do not also pass --clean")
     noise = _noise("--add-noise", args.add_noise) if args.add_noise else None
@@ -387,7 +387,7 @@ DETECT_OPTIONS = ("model", "score", "device", "fpr", "percentile", "contaminatio
 DETECT_OPTIONS += ("seed", "iw_samples", "lr", "batch_size")
 
 
-def cmd_detect_fit(args: argparse.Namespace, given: list[str]) -> int:
+def cmd_detect_fit(args: argparse.Namespace) -> int:
     from aekit.apps import detect
     from aekit.training.trainer import TrainingError
 
@@ -414,7 +414,7 @@ def cmd_detect_fit(args: argparse.Namespace, given: list[str]) -> int:
     return 0
 
 
-def cmd_detect_score(args: argparse.Namespace, given: list[str]) -> int:
+def cmd_detect_score(args: argparse.Namespace) -> int:
     from aekit.apps import detect
     from aekit.apps.anomaly import AnomalyDetector, class_index
     from aekit.apps.embed import write_scores
@@ -466,7 +466,7 @@ def _test_data(runs: list, name: str | None, limit: int, skip: bool) -> list:
     return data
 
 
-def cmd_report(args: argparse.Namespace, given: list[str]) -> int:
+def cmd_report(args: argparse.Namespace) -> int:
     import aekit
     from aekit.report.html import REPORT, write_report
 
@@ -479,7 +479,7 @@ def cmd_report(args: argparse.Namespace, given: list[str]) -> int:
     return 0
 
 
-def cmd_compare(args: argparse.Namespace, given: list[str]) -> int:
+def cmd_compare(args: argparse.Namespace) -> int:
     import aekit
     from aekit.apps.compare import compare_rows, format_table
 
@@ -489,7 +489,7 @@ def cmd_compare(args: argparse.Namespace, given: list[str]) -> int:
     return 0
 
 
-def cmd_compress(args: argparse.Namespace, given: list[str]) -> int:
+def cmd_compress(args: argparse.Namespace) -> int:
     import time
 
     import numpy as np
@@ -515,7 +515,7 @@ def cmd_compress(args: argparse.Namespace, given: list[str]) -> int:
     return 0
 
 
-def cmd_decompress(args: argparse.Namespace, given: list[str]) -> int:
+def cmd_decompress(args: argparse.Namespace) -> int:
     import numpy as np
 
     from aekit.apps.codec import Codec, read_aek
@@ -531,7 +531,7 @@ def cmd_decompress(args: argparse.Namespace, given: list[str]) -> int:
     return 0
 
 
-def cmd_generate(args: argparse.Namespace, given: list[str]) -> int:
+def cmd_generate(args: argparse.Namespace) -> int:
     import aekit
     from aekit.apps import generate
     from aekit.outputs import check_samples_output
@@ -588,7 +588,7 @@ def _generate_music(run, args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_embed(args: argparse.Namespace, given: list[str]) -> int:
+def cmd_embed(args: argparse.Namespace) -> int:
     import aekit
     from aekit.apps.embed import write_codes
     from aekit.fileio import new_output
@@ -604,7 +604,7 @@ def cmd_embed(args: argparse.Namespace, given: list[str]) -> int:
     return 0
 
 
-def cmd_export(args: argparse.Namespace, given: list[str]) -> int:
+def cmd_export(args: argparse.Namespace) -> int:
     import aekit
     from aekit.apps.export import export_onnx
     from aekit.fileio import new_output
@@ -618,7 +618,7 @@ def cmd_export(args: argparse.Namespace, given: list[str]) -> int:
     return 0
 
 
-def cmd_datasets(args: argparse.Namespace, given: list[str]) -> int:
+def cmd_datasets(args: argparse.Namespace) -> int:
     from aekit.data.sources import SCHEMES, SOURCES
 
     width = max(len(n) for n in SOURCES)
@@ -632,7 +632,7 @@ def cmd_datasets(args: argparse.Namespace, given: list[str]) -> int:
     return 0
 
 
-def cmd_models(args: argparse.Namespace, given: list[str]) -> int:
+def cmd_models(args: argparse.Namespace) -> int:
     from aekit.models import MODELS
 
     width = max(len(n) for n in MODELS)
@@ -803,8 +803,7 @@ COMMANDS = {
     "evaluate": cmd_evaluate,
     "reconstruct": cmd_reconstruct,
     "denoise": cmd_denoise,
-    "detect fit": cmd_detect_fit,
-    "detect score": cmd_detect_score,
+    "detect": lambda args: {"fit": cmd_detect_fit, "score": cmd_detect_score}[args.detect_command](args),
     "compress": cmd_compress,
     "decompress": cmd_decompress,
     "generate": cmd_generate,
@@ -827,14 +826,14 @@ def main(argv: list[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as e:
         return int(e.code or 0)
-    command = " ".join(filter(None, (args.command, getattr(args, "detect_command", None))))
+    args.given_flags = _given(parser, args)  # the options the user typed, e.g. for --resume's check
     try:
-        return COMMANDS[command](args, _given(parser, args))
+        return COMMANDS[args.command](args)
     except AekitError as e:
         print(f"aekit: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        where = f"; continue with aekit train --resume {args.out or 'RUN'}" if command == "train" else ""
+        where = f"; continue with aekit train --resume {args.out or 'RUN'}" if args.command == "train" else ""
         print(f"aekit: interrupted (files written so far are intact{where})", file=sys.stderr)
         return 130
     finally:
