@@ -9,15 +9,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from aekit.config import RunConfig, preset_layer, read_config_file, resolve
 from aekit.data.dataset import ArrayDataset, DataInfo
 from aekit.data.sources import load_dataset
 from aekit.data.tabular import TableSchema
 from aekit.errors import ConfigError, DataError
 from aekit.models.registry import build_model
-from aekit.report.figures import image_grid, loss_curves, reconstruction_grid, save_figure
 from aekit.training import checkpoint, distributed
 from aekit.training.callbacks import Checkpointer, MetricsLog, ProgressBar
 from aekit.training.run import Run, configure, fit, load, validation_split
@@ -47,7 +44,7 @@ def train(
         out: The run directory to create; it must not exist yet.
         config_file: A TOML/JSON file of settings (between the preset and these arguments).
         model_options: Model settings, e.g. ``{"latent_dim": 16}``.
-        limit: Train on the first ``limit`` samples only.
+        limit: Train on ``limit`` samples only (a seeded random subset, stratified by label).
         progress: Show a progress bar and print a line per epoch.
         **train_options: Training settings (:class:`aekit.config.TrainConfig`), e.g. ``epochs=5``.
 
@@ -103,7 +100,13 @@ def train_from_layers(
     config = resolve(layers)
     resolve_device(config.train.device)  # e.g. --device cuda without a GPU: fail before any file exists
     distributed.setup(config.train.device)  # under torchrun: join the process group
-    data = load_dataset(config.data.source, "train", limit=config.data.limit, missing=config.data.missing)
+    data = load_dataset(
+        config.data.source,
+        "train",
+        limit=config.data.limit,
+        missing=config.data.missing,
+        id_column=config.data.id_column,
+    )
     config = configure(layers, data)
     build_model(config.model, config.model_config)  # sizes that do not fit fail here, not after mkdir
     run_dir = None
@@ -157,27 +160,10 @@ def _fit(run_dir: Path, config: RunConfig, data: ArrayDataset, *, state, progres
 
 
 def _write_artifacts(run: Run, data: ArrayDataset, progress: bool = False) -> None:
-    """The figures and report.html of a finished run, from its held-out data."""
-    from aekit.progress import status
+    """The figures and report.html of a finished run, from its held-out data (the training data
+    when there is no validation split), computed once (:func:`aekit.report.artifacts.write_run_files`)."""
+    from aekit.report.artifacts import write_run_files
 
-    status(f"writing figures to {run.path}", enabled=progress)
     train_set, val_set = validation_split(data, run.config)
-    shown = (val_set or train_set).subset(torch.arange(min(10, len(val_set or train_set))))
-    originals = shown.take(torch.arange(len(shown)))[0].numpy()
-    save_figure(reconstruction_grid(originals, run.reconstruct(shown)), run.path / "reconstructions.png")
-    if run.history:
-        save_figure(loss_curves(run.history), run.path / "loss_curves.png")
-    if run.model.generative and data.is_image:
-        with torch.no_grad():
-            generator = torch.Generator(run.device).manual_seed(run.config.train.seed)
-            labels = (
-                torch.arange(64, device=run.device) % run.model.config.num_classes
-                if run.model.conditional
-                else None
-            )
-            samples = run.model.sample(64, generator=generator, y=labels).float().cpu().numpy()
-        save_figure(image_grid(samples, nrow=8), run.path / "samples.png")
-    from aekit.report.html import REPORT, write_report
-
-    status(f"writing {run.path / REPORT}", enabled=progress)
-    write_report([run], run.path / REPORT, [val_set])
+    log = print if progress else None  # "writing report.html": what the last seconds are for
+    write_run_files(run, val_set if val_set is not None else train_set, log=log)

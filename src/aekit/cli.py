@@ -19,6 +19,10 @@ from typing import Any
 
 from aekit.errors import AekitError, ConfigError, DataError
 
+LIMIT_HELP = "use N samples: a seeded random subset, stratified by class when there are labels"
+ID_HELP = (
+    "tables: the column that names the rows (default: a text column with a different value in every row)"
+)
 TRAIN_FLAGS = {  # flag -> (TrainConfig field, type, help)
     "--epochs": ("epochs", int, "passes over the training data (with --resume: the new total)"),
     "--batch-size": ("batch_size", int, "samples per step"),
@@ -152,10 +156,11 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
         help="named starting point; 'seed' is the classic 784-128-64-32",
     )
     p.add_argument("--data", help="dataset name, scheme:PATH or path (default mnist-5k)")
-    p.add_argument("--limit", type=_count, help="use only the first N training samples")
+    p.add_argument("--limit", type=_count, help=LIMIT_HELP)
     p.add_argument(
         "--missing", choices=("error", "drop", "impute"), help="tables: missing values (default error)"
     )
+    p.add_argument("--id-column", help=ID_HELP)
     _add_output(p, "out", "run directory to create (default runs/MODEL-TIME)", required=False)
     p.add_argument("--config", help="TOML or JSON settings file, or a run's config.json (flags override it)")
     p.add_argument(
@@ -206,7 +211,12 @@ def train_layers(args: argparse.Namespace) -> tuple[list[dict[str, Any]], list[s
             "hidden": args.hidden,
             "rd_lambda": args.rd_lambda,
         },
-        "data": {"source": args.data, "limit": args.limit, "missing": args.missing},
+        "data": {
+            "source": args.data,
+            "limit": args.limit,
+            "missing": args.missing,
+            "id_column": args.id_column,
+        },
         "train": {
             field: getattr(args, flag[2:].replace("-", "_")) for flag, (field, _, _) in TRAIN_FLAGS.items()
         },
@@ -282,6 +292,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     summary = ", ".join(f"{k} {v:.5f}" for k, v in last.items() if k.endswith("/loss"))
     if is_main():  # under torchrun, one line from rank 0
         print(f"wrote {run.path} ({summary})")
+        schema = run.schema()
+        for note in schema.notes() if schema is not None else []:  # table columns that are not features
+            print(f"note: {note}")
     return 0
 
 
@@ -310,17 +323,21 @@ def _resume(args: argparse.Namespace) -> int:
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     import aekit
+    from aekit.data.sources import describe_data
 
     run = aekit.load(args.run, device=args.device)
     name = args.data or run.config.data.source
-    data = aekit.load_dataset(
-        name, args.split, limit=args.limit, missing=args.missing or run.config.data.missing
-    )
+    data = run.load_data(name, args.split, limit=args.limit, missing=args.missing)
     metrics = run.evaluate(data, iw_samples=args.iw_samples)
+    used = describe_data(name, args.split, len(data), limit=args.limit, trained_on=run.config.data.source)
     if args.json:
-        print(json.dumps({"run": str(args.run), "data": name, "split": args.split, **metrics}))
+        print(json.dumps({"run": str(args.run), "data": name, "split": args.split, "used": used, **metrics}))
+    elif data.schema is not None:
+        from aekit.evaluation.tables import format_table_metrics
+
+        print(f"{args.run} on {used}", *format_table_metrics(data.schema, metrics), sep="\n")
     else:
-        print(f"{args.run} on {name} ({args.split}, {metrics['n']} samples)")
+        print(f"{args.run} on {used}")
         units = {"psnr": " dB", "elbo": " nats", "nll": f" nats ({args.iw_samples} importance samples)"}
         for k in ("mse", "psnr", "ssim", "elbo", "nll"):
             if k in metrics:
@@ -401,6 +418,7 @@ def cmd_detect_fit(args: argparse.Namespace) -> int:
             limit=args.limit,
             test_limit=args.test_limit,
             missing=args.missing,
+            id_column=args.id_column,
             options=options,
             progress=not args.quiet,
         )
@@ -468,13 +486,14 @@ def _test_data(runs: list, name: str | None, limit: int, skip: bool) -> list:
 
 def cmd_report(args: argparse.Namespace) -> int:
     import aekit
-    from aekit.report.html import REPORT, write_report
+    from aekit.report.artifacts import write_runs_report
+    from aekit.report.html import REPORT
 
     if args.output is None and len(args.runs) > 1:
         raise ConfigError("several runs: name the page with -o compare.html")
     runs = [aekit.load(r) for r in args.runs]
     out = Path(args.output) if args.output else runs[0].path / REPORT
-    write_report(runs, out, _test_data(runs, args.data, args.limit, args.no_data))
+    write_runs_report(runs, _test_data(runs, args.data, args.limit, args.no_data), out)
     print(f"wrote {out}")
     return 0
 
@@ -649,7 +668,7 @@ def _add_data_options(p: argparse.ArgumentParser, split: bool = True, limit: boo
     if split:
         p.add_argument("--split", default="test", choices=("train", "test"), help="for named datasets")
     if limit:
-        p.add_argument("--limit", type=_count, help="use only the first N samples")
+        p.add_argument("--limit", type=_count, help=LIMIT_HELP)
     p.add_argument(
         "--missing",
         choices=("error", "drop", "impute"),
@@ -665,7 +684,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"aekit {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_train(sub)
-    p = sub.add_parser("evaluate", help="test MSE, PSNR and SSIM of a run's reconstructions")
+    p = sub.add_parser(
+        "evaluate", help="test MSE, PSNR and SSIM of a run's reconstructions (tables: per-column errors)"
+    )
     p.add_argument("run")
     p.add_argument("--data", help="dataset (default: the one the run trained on)")
     _add_data_options(p)
@@ -725,7 +746,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--iw-samples", type=_natural, help="nll score: importance samples")
     p.add_argument("--seed", type=int)
     _add_data_options(p, split=False)
-    p.add_argument("--test-limit", type=_count, help="evaluate on the first N test samples")
+    p.add_argument("--id-column", help=ID_HELP)
+    p.add_argument("--test-limit", type=_count, help="evaluate on N test samples (drawn as --limit)")
     p.add_argument("--device", default="auto")
     p.add_argument("--quiet", action="store_true")
     p = dsub.add_parser("score", help="score samples with a detector; write a CSV")

@@ -76,12 +76,15 @@ class TrainConfig:
 
 @dataclass(frozen=True)
 class DataConfig:
-    """Which data: a dataset name, ``scheme:PATH`` or a path; ``limit`` keeps the first N samples;
-    ``missing`` says what to do with a table's missing values (error, drop or impute)."""
+    """Which data: a dataset name, ``scheme:PATH`` or a path; ``limit`` keeps N samples (a seeded
+    random subset, stratified by label); ``missing`` says what to do with a table's missing values
+    (error, drop or impute); ``id_column`` names the column of a table that identifies its rows
+    (None: a text column with a different value in every row, if any)."""
 
     source: str = "mnist-5k"
     limit: int | None = None
     missing: str = "error"
+    id_column: str | None = None
 
     def __post_init__(self) -> None:
         if self.missing not in ("error", "drop", "impute"):

@@ -406,3 +406,25 @@ def class_index(data: ArrayDataset, normal_class: str) -> int:
     if normal_class.isdigit() and int(normal_class) < max(len(names), int(data.y.max()) + 1):
         return int(normal_class)
     raise DataError(f"{data.name}: no class {normal_class!r} (classes: {', '.join(names) or 'numbered'})")
+
+
+def report_extras(directory: str | Path) -> list:
+    """The detector's report sections from the files ``detect fit`` wrote in ``directory``:
+    the ROC curve, the most and least anomalous inputs and the evaluation table, where present."""
+    from aekit.evaluation.summary import Extra
+
+    directory = Path(directory)
+    extras = [
+        Extra(title, png=(directory / file).read_bytes())
+        for file, title in (
+            ("roc.png", "ROC curve (detector)"),
+            ("extremes.png", "Most and least anomalous inputs (detector)"),
+        )
+        if (directory / file).is_file()
+    ]
+    if (directory / "evaluation.json").is_file():
+        evaluation = json.loads((directory / "evaluation.json").read_text())
+        rows = [(k, v) for k, v in evaluation.items() if not isinstance(v, dict | list)]
+        rows += [(f"confusion {k}", v) for k, v in evaluation.get("confusion", {}).items()]
+        extras.append(Extra("Detector evaluation", rows=tuple(rows)))
+    return extras

@@ -11,16 +11,16 @@ from collections.abc import Sequence
 from typing import Any
 
 from aekit.data.dataset import ArrayDataset
-from aekit.data.sources import load_dataset
 
 
 def load_test_data(run: Any, name: str | None = None, limit: int | None = None) -> ArrayDataset:
-    """The test split of ``name``, or of the dataset ``run`` trained on.
+    """The test split of ``name``, or of the dataset ``run`` trained on, read as the run reads data
+    (a table with the run's columns and categories).
 
     Raises:
         DataError: the dataset has no test split here (a file, or a name not downloaded).
     """
-    return load_dataset(name or run.config.data.source, "test", limit=limit)
+    return run.load_data(name or run.config.data.source, "test", limit=limit)
 
 
 def compare_rows(

@@ -60,6 +60,7 @@ def fit_and_save(
     limit: int | None = None,
     test_limit: int | None = None,
     missing: str | None = None,
+    id_column: str | None = None,
     options: dict[str, Any] | None = None,
     progress: bool = True,
     log: Callable[[str], None] = print,
@@ -73,6 +74,7 @@ def fit_and_save(
             has one, then measures how well the other classes are told apart.
         limit / test_limit: Use only this many training / test samples.
         missing: Tables: ``error``, ``drop`` or ``impute`` missing values.
+        id_column: Tables: the column that names the rows (None: detected).
         options: :class:`~aekit.apps.anomaly.DetectorConfig` fields (model, score, fpr, epochs, ...).
         progress: Progress bars and status lines.
         log: Where the lines for the user go.
@@ -84,6 +86,8 @@ def fit_and_save(
 
     out = new_directory(out)
     load_options = {"missing": missing} if missing else {}
+    if id_column:
+        load_options["id_column"] = id_column
     data = load_dataset(data_name, "train", limit=limit, **load_options)
     normal = None
     if normal_class is not None:
@@ -101,10 +105,11 @@ def fit_and_save(
         result.metrics = {k: v for k, v in metrics.items() if k != "scores"}
         atomic_write_json(out / EVALUATION, {"data": data_name, "normal_class": normal, **result.metrics})
         result.metrics["scores"] = metrics["scores"]
-    from aekit.report.html import REPORT, write_report
+    from aekit.apps.anomaly import report_extras
+    from aekit.report.artifacts import write_run_files
 
-    status(f"writing {out / REPORT}", enabled=progress)
-    write_report([dataclasses.replace(det.run_, path=out)], out / REPORT)
+    status(f"writing {out / 'report.html'}", enabled=progress)
+    write_run_files(dataclasses.replace(det.run_, path=out), None, report_extras(out), figures=False)
     return result
 
 
