@@ -184,5 +184,7 @@ def _write_artifacts(run: Run, data: ArrayDataset, progress: bool = False) -> No
     from aekit.report.artifacts import write_run_files
 
     train_set, val_set = validation_split(data, run.config)
-    log = print if progress else None  # "writing report.html": what the last seconds are for
+    from aekit.progress import status
+
+    log = status if progress else None  # "writing ... report.html ...": what the last seconds are for
     write_run_files(run, val_set if val_set is not None else train_set, log=log)

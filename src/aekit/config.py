@@ -170,7 +170,12 @@ PRESETS: dict[str, Preset] = {
 
 
 def read_config_file(path: str | Path) -> dict[str, Any]:
-    """Read a TOML or JSON config file shaped like a run's ``config.json``."""
+    """Read a TOML or JSON config file shaped like a run's ``config.json``.
+
+    A run's own ``config.json`` is a valid config file: its record of the data it trained on
+    (``dataset``), of the aekit version (``aekit``) and the model fields that data decided (input shape,
+    table categories, number of classes) are left out: the new run's data decides those.
+    """
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -180,9 +185,17 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
         data = json.loads(text) if path.suffix == ".json" else tomllib.loads(text)
     except (json.JSONDecodeError, tomllib.TOMLDecodeError) as e:
         raise ConfigError(f"{path}: not valid {'JSON' if path.suffix == '.json' else 'TOML'} ({e})") from None
+    if isinstance(data, dict) and "dataset" in data and path.suffix == ".json":  # a run's config.json
+        data = {k: v for k, v in data.items() if k not in RUN_RECORDS}
+        if isinstance(data.get("model"), dict):
+            data["model"] = {k: v for k, v in data["model"].items() if k not in DATA_DECIDES}
     if not isinstance(data, dict) or not set(data) <= {"model", "data", "train"}:
         raise ConfigError(f"{path}: expected tables 'model', 'data' and 'train' only")
     return data
+
+
+RUN_RECORDS = ("dataset", "aekit")  # what a run's config.json records beside its settings
+DATA_DECIDES = ("input_shape", "categories", "num_classes")  # model fields the new run's data sets
 
 
 def resolve(

@@ -272,11 +272,11 @@ class AnomalyDetector:
         model = run.model.eval()
         if "ssim" in want and not data.is_image:
             raise ConfigError("score 'ssim' needs images; use mse for tables")
-        from tqdm.auto import tqdm
+        from aekit.progress import track
 
         torch.manual_seed(self.seed)  # nll samples: fixed, so that scores repeat
         with torch.no_grad():
-            for b in tqdm(Batches(data, 1024, device=run.device), disable=not progress, leave=False):
+            for b in track(Batches(data, 1024, device=run.device), "scoring", enabled=progress):
                 if "mse" in want or "ssim" in want:
                     x_hat = model.reconstruct(b.x, b.y)
                     if "mse" in want:

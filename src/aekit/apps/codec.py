@@ -100,7 +100,8 @@ class Codec:
     def __init__(self, run: Run) -> None:
         if run.config.model != "codec":
             raise ConfigError(
-                f"{run.path}: a {run.config.model!r} run; compression needs a run of --model codec"
+                f"{run.path}: a {run.config.model!r} run; compression needs a run trained with "
+                "aekit train --model codec"
             )
         self.run = run
         self.model = run.model.eval()

@@ -71,12 +71,16 @@ class Run:
 
         return TableSchema.from_dict(self.dataset.schema)
 
-    def load_data(self, name: str, split: str = "test", limit: int | None = None) -> ArrayDataset:
+    def load_data(
+        self, name: str, split: str = "test", limit: int | None = None, missing: str | None = None
+    ) -> ArrayDataset:
         """Load data for this model: tables are encoded with the columns, scales and categories
-        the model was trained on (a category it never saw is an error naming the cell)."""
+        the model was trained on (a category it never saw is an error naming the cell).
+        ``missing`` overrides the run's rule for missing table values (``error``, ``drop``, ``impute``)."""
         from aekit.data.sources import load_dataset
 
-        return load_dataset(name, split, limit=limit, missing=self.config.data.missing, schema=self.schema())
+        missing = missing or self.config.data.missing
+        return load_dataset(name, split, limit=limit, missing=missing, schema=self.schema())
 
     def prepare(self, data: ArrayDataset | np.ndarray) -> ArrayDataset:
         """Check that ``data`` fits the model (reshaping flat images) and scale tables as in training.
@@ -116,7 +120,7 @@ class Run:
         self, data: ArrayDataset | np.ndarray, fn: Callable, batch_size: int, progress: bool | str = False
     ) -> np.ndarray:
         """``fn(x, y)`` over ``data`` in batches; ``progress`` (True or a label) shows a bar."""
-        from tqdm.auto import tqdm
+        from aekit.progress import track
 
         self.model.eval()
         data = self.prepare(data)
@@ -124,10 +128,7 @@ class Run:
             fn = partial(whole_images, fn, geometry(self.model)[0], crop=fn == self.model.reconstruct)
         batches = Batches(data, batch_size, device=self.device)
         label = progress if isinstance(progress, str) else "batches"
-        out = [
-            fn(b.x, b.y).float().cpu()
-            for b in tqdm(batches, desc=label, disable=not progress, leave=False, unit="batch")
-        ]
+        out = [fn(b.x, b.y).float().cpu() for b in track(batches, label, enabled=bool(progress))]
         return torch.cat(out).numpy()
 
     def reconstruct(
