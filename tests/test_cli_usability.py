@@ -124,8 +124,18 @@ REACH = {  # library module -> the commands that can print its messages (declare
     "apps/detect.py": ["detect fit", "detect score"],
     "apps/denoise.py": ["denoise", "train"],
     "outputs.py": ["reconstruct", "denoise", "decompress", "generate"],
+    "apps/aek_files.py": ["compress"],
+    "data/images.py": ["train"],
+    "models/fcn.py": ["train"],
+    "training/tracking.py": ["train"],
 }
-CLI_PARSER_BUILDERS = {"build_parser", "_add_train", "_add_output", "_add_data_options"}  # help texts
+CLI_PARSER_BUILDERS = {  # help texts
+    "build_parser",
+    "_add_train",
+    "_add_output",
+    "_add_data_options",
+    "_add_image_flags",
+}
 CLI_CONSTANTS = {
     "TRAIN_FLAGS": "train",
     "MODEL_FLAGS": "train",

@@ -524,7 +524,7 @@ def cmd_detect_score(args: argparse.Namespace) -> int:
         if args.maps:
             print(f"wrote {len(maps)} anomaly maps to {write_maps(args.maps, data, maps)}/")
     elif args.maps:
-        raise ConfigError("--maps needs a detector fitted with --patch N and an image folder")
+        raise ConfigError("--maps needs an image folder and a detector made by aekit detect fit --patch N")
     else:
         data = det.run_.load_data(args.input, args.split, limit=args.limit, missing=args.missing)
         if args.normal_class is not None:
