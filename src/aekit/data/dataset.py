@@ -81,6 +81,7 @@ class ArrayDataset:
         classes: Names of the labels, when known.
         ids: A name per sample (e.g. the image file names), when known.
         schema: For CSV tables, the :class:`aekit.data.tabular.TableSchema` (columns, scales, categories).
+        series: For time series, the :class:`aekit.data.series.SeriesInfo` (where each series starts).
     """
 
     x: Tensor | np.ndarray
@@ -90,6 +91,7 @@ class ArrayDataset:
     classes: tuple[str, ...] | None = None
     ids: tuple[str, ...] | None = None
     schema: Any = None  # a TableSchema for tables read from CSV: how columns became features
+    series: Any = None  # a SeriesInfo when the samples are the time steps of series (data/series.py)
 
     def __post_init__(self) -> None:
         if isinstance(self.x, np.ndarray) and not isinstance(self.x, np.memmap):
@@ -136,7 +138,8 @@ class ArrayDataset:
         y = None if self.y is None else self.y[index]
         ids = None if self.ids is None else tuple(self.ids[i] for i in index.tolist())
         x = self.raw(index) if isinstance(self.x, Tensor) else Rows.of(self.x, index.numpy())
-        return replace(self, x=x, y=y, ids=ids, name=name or self.name)
+        series = None if self.series is None else self.series.subset(index.numpy())
+        return replace(self, x=x, y=y, ids=ids, name=name or self.name, series=series)
 
     def split(self, fraction: float, seed: int = 0) -> tuple[ArrayDataset, ArrayDataset | None]:
         """Split off a random ``fraction`` for validation; (self, None) when fraction is 0."""
@@ -160,6 +163,7 @@ class ArrayDataset:
             "scaling": self.scaling.to_dict(),
             "classes": list(self.classes) if self.classes else None,
             **({"schema": self.schema.to_dict()} if self.schema is not None else {}),
+            **({"series": self.series.to_dict()} if self.series is not None else {}),
         }
 
 

@@ -109,6 +109,13 @@ register_scheme("csv")(read_csv)
 register_scheme("idx")(lambda path: from_array(read_idx(path), path))
 
 
+@register_scheme("series")
+def _series(path: str) -> ArrayDataset:
+    from aekit.data.series import read_series
+
+    return read_series(path)
+
+
 @register_scheme("shards")
 def _shards(path: str) -> ArrayDataset:
     from aekit.data.shards import read_shards
