@@ -38,6 +38,19 @@ class Scaling:
     def uint8(cls) -> Scaling:
         return cls((0.0,), (255.0,))
 
+    @classmethod
+    def robust(cls, x: np.ndarray, per_feature: bool = True) -> Scaling:
+        """``(x - median) / (IQR / 1.349)``, per feature of (N, F) values or one pair for all; robust to
+        a few outliers in the data it is fitted on (a flat feature gets its standard deviation, or 1)."""
+        x = np.asarray(x, dtype=np.float64).reshape(len(x), -1)
+        if not per_feature:
+            x = x.reshape(-1, 1)
+        q25, center, q75 = np.percentile(x, [25, 50, 75], axis=0)
+        scale = (q75 - q25) / 1.349
+        std = x.std(axis=0)
+        scale = np.where(scale > 1e-12, scale, np.where(std > 1e-12, std, 1.0))
+        return cls(tuple(center.tolist()), tuple(scale.tolist()))
+
     def to_dict(self) -> dict[str, Any]:
         return {"offset": list(self.offset), "scale": list(self.scale)}
 

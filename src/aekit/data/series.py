@@ -97,12 +97,8 @@ class SeriesScaling:
     @classmethod
     def fit(cls, x: np.ndarray) -> SeriesScaling:
         """From (T, C) raw values; a flat channel gets its standard deviation, or 1."""
-        x = np.asarray(x, dtype=np.float64)
-        q25, center, q75 = np.percentile(x, [25, 50, 75], axis=0)
-        scale = (q75 - q25) / 1.349
-        std = x.std(axis=0)
-        scale = np.where(scale > 1e-12, scale, np.where(std > 1e-12, std, 1.0))
-        return cls(tuple(center.tolist()), tuple(scale.tolist()))
+        s = Scaling.robust(x)
+        return cls(s.offset, s.scale)
 
     def as_scaling(self) -> Scaling:
         return Scaling(self.center, self.scale)
@@ -175,7 +171,9 @@ def _read_one(path: Path) -> tuple[np.ndarray, tuple[str, ...] | None, tuple[str
         except (ValueError, OSError, EOFError) as e:
             raise DataError(f"{path}: not a readable NumPy array ({e})") from None
         if not isinstance(a, np.ndarray) or a.ndim not in (1, 2) or a.dtype.kind not in "fiub":
-            raise DataError(f"{path}: expected numbers of shape (T,) or (T, channels), got {a.shape} {a.dtype}")
+            raise DataError(
+                f"{path}: expected numbers of shape (T,) or (T, channels), got {a.shape} {a.dtype}"
+            )
         a = a.reshape(len(a), -1).astype(np.float32)
         _check_values(a, path, lambda i: f"step {i}")
         return a, None, tuple(f"channel {j + 1}" for j in range(a.shape[1])), None
@@ -263,13 +261,13 @@ def dominant_period(x: np.ndarray, lo: int = 4, fallback: int = DEFAULT_WINDOW) 
 
 
 def window_starts(length: int, window: int, stride: int) -> np.ndarray:
-    """Starts of windows every ``stride`` steps, plus one ending at the last step, so that every
-    step is covered. Raises DataError when the series is shorter than one window."""
+    """Starts of windows every ``stride`` steps (at most ``window``: no gaps), plus one ending at the
+    last step, so that every step is covered. Raises DataError when the series is shorter than one window."""
     if window < 1 or stride < 1:
         raise DataError(f"window and stride must be at least 1, got {window} and {stride}")
     if length < window:
         raise DataError(f"a series of {length} steps is shorter than the window of {window} steps")
-    starts = np.arange(0, length - window + 1, stride)
+    starts = np.arange(0, length - window + 1, min(stride, window))
     if starts[-1] != length - window:
         starts = np.append(starts, length - window)
     return starts
