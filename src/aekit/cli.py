@@ -270,12 +270,17 @@ def cmd_detect_fit(args: argparse.Namespace) -> int:
     options = {
         k: getattr(args, k)
         for k in ("fpr", "percentile", "contamination", "epochs", "latent_dim", "seed", "iw_samples")
+        + ("window", "stride", "robust")
         if getattr(args, k) is not None
     }
     det = AnomalyDetector(model=args.model, score=args.score, device=args.device, **options)
     det.fit(data, progress=not args.quiet)
     det.save(out)
     print(f"wrote {out} (score {det.score_name}, threshold {det.threshold_:.5g} for held-out normals)")
+    if det.windowing_ is not None:
+        from aekit.apps.series import describe_fit
+
+        print(describe_fit(det, data, out))
     if normal is not None and args.data in SOURCES:
         test = aekit.load_dataset(args.data, "test", limit=args.test_limit)
         print(f"on {args.data} test ({len(test)} samples):")
@@ -303,6 +308,11 @@ def cmd_detect_score(args: argparse.Namespace) -> int:
     data = det.run.load_data(args.input, args.split, limit=args.limit)
     scores = det.anomaly_score(data, progress=not args.quiet)
     flagged = scores > det.threshold_
+    if data.series is not None:  # one row per time step, and the signal with its flagged spans
+        from aekit.apps.series import write_scores
+
+        print(write_scores(det, data, scores, output, figure=args.figures))
+        return 0
     buf = io.StringIO()
     w = csv.writer(buf)
     w.writerow(["index", "id", "label", "score", "anomaly"])
@@ -315,6 +325,17 @@ def cmd_detect_score(args: argparse.Namespace) -> int:
     if args.normal_class is not None:
         figures = output.parent if args.figures else None
         _detect_report(det, data, class_index(data, args.normal_class), figures)
+    return 0
+
+
+def cmd_detect_clean(args: argparse.Namespace) -> int:
+    from aekit.apps.anomaly import AnomalyDetector
+    from aekit.apps.clean import clean
+
+    det = AnomalyDetector.load(args.detector, device=args.device)
+    data = det.run.load_data(args.input, args.split)
+    result = clean(det, data, args.output, repair=args.repair, source=args.input)
+    print(result.summary())
     return 0
 
 
@@ -574,7 +595,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="replace existing outputs")
     p.add_argument("--device", default="cpu")
     p = sub.add_parser("detect", help="anomaly detection: fit a detector, score data")
-    dsub = p.add_subparsers(dest="detect_command", required=True, metavar="fit|score")
+    dsub = p.add_subparsers(dest="detect_command", required=True, metavar="fit|score|clean")
     p = dsub.add_parser("fit", help="train a detector on normal data and calibrate its threshold")
     p.add_argument("--data", default="mnist-5k", help="dataset name, scheme:PATH or path")
     p.add_argument("--normal-class", help="train on this class only (name or index); test on all")
@@ -591,6 +612,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int)
     p.add_argument("--limit", type=_count, help="use only the first N training samples")
     p.add_argument("--test-limit", type=_count, help="evaluate on the first N test samples")
+    p.add_argument("--window", type=_count, help="series: steps per window (default: the dominant period)")
+    p.add_argument("--stride", type=_count, help="series: steps between scoring windows (default window/8)")
+    p.add_argument(
+        "--robust", choices=("l1", "l21"), help="robust autoencoder for contaminated training data"
+    )
     p.add_argument("--device", default="auto")
     p.add_argument("--quiet", action="store_true")
     p = dsub.add_parser("score", help="score samples with a detector; write a CSV")
@@ -602,6 +628,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--normal-class", help="labels present: print AUROC etc. with this class as normal")
     p.add_argument("--figures", action="store_true", help="with --normal-class: roc.png and extremes.png")
     p.add_argument("--force", action="store_true")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--quiet", action="store_true")
+    p = dsub.add_parser("clean", help="write the data without its anomalies (or repaired) to a new folder")
+    p.add_argument("detector")
+    p.add_argument("input", help="dataset name, scheme:PATH or path (images, .npy, CSV, series:PATH)")
+    p.add_argument("-o", "--output", required=True, help="a new folder: the cleaned data and removed.csv")
+    p.add_argument("--repair", action="store_true", help="replace anomalous values by the reconstruction")
+    p.add_argument("--split", default="train", choices=("train", "test"), help="for named datasets")
     p.add_argument("--device", default="cpu")
     p.add_argument("--quiet", action="store_true")
     p = sub.add_parser("compress", help="compress images to an .aek file with a codec run")
@@ -668,7 +702,9 @@ COMMANDS = {
     "evaluate": cmd_evaluate,
     "reconstruct": cmd_reconstruct,
     "denoise": cmd_denoise,
-    "detect": lambda args: {"fit": cmd_detect_fit, "score": cmd_detect_score}[args.detect_command](args),
+    "detect": lambda args: {"fit": cmd_detect_fit, "score": cmd_detect_score, "clean": cmd_detect_clean}[
+        args.detect_command
+    ](args),
     "compress": cmd_compress,
     "decompress": cmd_decompress,
     "generate": cmd_generate,

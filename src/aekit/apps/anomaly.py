@@ -24,6 +24,16 @@ The threshold is calibrated on normal data held out from training (``calibration
 the score that a share ``fpr`` of it exceeds, or a ``percentile`` of its scores, or, when the
 training data itself is contaminated, the ``1 - contamination`` quantile. Never the maximum
 training error.
+
+Beyond images and tables (see :mod:`aekit.apps.series` and :mod:`aekit.apps.robust`):
+
+- time series (``series:PATH``) are cut into windows (``window``, ``stride``; the dominant period
+  when not given) for a ``conv1d`` model; scores are per time step, the threshold calibrated on the
+  held-out end of each training series;
+- numeric arrays of any scale, (N, features) or (N, T), get a robust per-feature scaling (median
+  and interquartile range) learned in ``fit`` and saved with the detector;
+- ``robust="l21"`` or ``"l1"`` trains the Robust Deep Autoencoder on contaminated data; its
+  sparse part takes about ``contamination`` of the training data (0.05 when not given).
 """
 
 from __future__ import annotations
@@ -40,7 +50,8 @@ import torch
 from aekit.api import Run, data_fields, load
 from aekit.config import resolve
 from aekit.data.batches import Batches
-from aekit.data.dataset import ArrayDataset
+from aekit.data.dataset import ArrayDataset, Scaling
+from aekit.data.series import Windowing
 from aekit.errors import CheckpointError, ConfigError, DataError
 from aekit.evaluation.density import fit_mixture, load_mixture, save_mixture
 from aekit.evaluation.metrics import ssim
@@ -73,6 +84,9 @@ class DetectorConfig:
     seed: int = 0
     device: str = "auto"
     model_options: dict[str, Any] = field(default_factory=dict)
+    window: int | None = None
+    stride: int | None = None
+    robust: str | None = None
 
     def __post_init__(self) -> None:
         given = [k for k in ("fpr", "percentile", "contamination") if getattr(self, k) is not None]
@@ -88,6 +102,9 @@ class DetectorConfig:
             ),
             (0 < self.calibration_fraction < 1, "calibration_fraction must lie in (0, 1)"),
             (self.mixture_components >= 1, "mixture_components must be at least 1"),
+            (self.window is None or self.window >= 2, "window must be at least 2 steps"),
+            (self.stride is None or self.stride >= 1, "stride must be at least 1"),
+            (self.robust in (None, "l1", "l21"), f"robust must be l1 or l21, not {self.robust!r}"),
         ]
         for ok, message in checks:
             if not ok:
@@ -124,6 +141,8 @@ class AnomalyDetector:
         self.calibration_scores_: np.ndarray | None = None
         self._stats: dict[str, list[float]] = {}
         self._gmm = None
+        self.windowing_ = None  # series: window, stride, per-channel scaling
+        self.lambda_: float | None = None  # robust: the sparse part's last shrinkage
 
     # --- scikit-learn's interface -------------------------------------------------------------------
     @property
@@ -136,8 +155,23 @@ class AnomalyDetector:
         data = _dataset(X)
         if c.model == "auto":
             table = "tabular" if data.schema is not None and data.schema.blocks else "dense"
-            c = self.config = dataclasses.replace(c, model="conv" if data.is_image else table)
-        fit_set, calibration = data.split(c.calibration_fraction, seed=c.seed)
+            auto = "conv1d" if data.series is not None else table
+            c = self.config = dataclasses.replace(c, model="conv" if data.is_image else auto)
+        tail = None
+        if data.series is not None:  # windows of the first part of each series; the ends calibrate
+            from aekit.apps import series
+
+            c = self.config = dataclasses.replace(c, score="mse" if c.score == "auto" else c.score)
+            self.windowing_, fit_set, tail = series.prepare(data, c.window, c.stride, c.calibration_fraction)
+            calibration = None
+        else:
+            if _numeric(data):  # features of any scale: a robust scaling, learned here and saved
+                data = dataclasses.replace(data, scaling=Scaling.robust(np.asarray(data.x)))
+            fit_set, calibration = data.split(c.calibration_fraction, seed=c.seed)
+        if data.series is not None or _numeric(data):
+            c = self.config = dataclasses.replace(
+                c, model_options={"output_activation": "none", **c.model_options}
+            )
         layers = [
             {
                 "model": {"name": c.model, "latent_dim": c.latent_dim, **c.model_options},
@@ -147,7 +181,7 @@ class AnomalyDetector:
         ]
         config = resolve(
             layers,
-            input_shape=data.shape,
+            input_shape=fit_set.shape,
             num_classes=len(data.classes or ()) or None,
             data_fields=data_fields(data),
         )
@@ -156,9 +190,18 @@ class AnomalyDetector:
         train_cfg = dataclasses.replace(config.train, val_fraction=0.0, schedule="onecycle", device=c.device)
         from aekit.training.callbacks import ProgressBar
 
-        trainer = Trainer(model, train_cfg, [ProgressBar(progress)])
+        callbacks: list[Any] = [ProgressBar(progress)]
+        if c.robust:  # the Robust Deep Autoencoder: train on X - S, S the sparse part
+            from aekit.apps.robust import SparsePart, model_space
+
+            fit_set = model_space(fit_set)
+            callbacks.append(SparsePart(fit_set, c.robust, rate=c.contamination or 0.05))
+        trainer = Trainer(model, train_cfg, callbacks)
         trainer.fit(fit_set)
-        self.run = Run(config, data.describe(), trainer.model.eval(), None, trainer.history)
+        if c.robust:
+            self.lambda_ = float(callbacks[-1].lam)
+        described = fit_set.describe() if data.series is not None else data.describe()
+        self.run = Run(config, described, trainer.model.eval(), None, trainer.history)
         if self.score_name in ("latent", "combined"):
             codes = self.run.encode(fit_set)
             self._gmm = fit_mixture(codes, c.mixture_components, c.seed)  # float64: scores repeat after load
@@ -167,7 +210,10 @@ class AnomalyDetector:
             for name, values in parts.items():
                 q25, q50, q75 = np.percentile(values, [25, 50, 75])
                 self._stats[name] = [float(q50), float(max(q75 - q25, 1e-12))]
-        self.calibration_scores_ = self.anomaly_score(calibration)
+        if tail is not None:
+            self.calibration_scores_ = self.anomaly_score(data)[tail]
+        else:
+            self.calibration_scores_ = self.anomaly_score(calibration)
         self.threshold_ = float(np.quantile(self.calibration_scores_, c.quantile, method="higher"))
         return self
 
@@ -195,7 +241,12 @@ class AnomalyDetector:
         return "nll" if family is not None and hasattr(family, "nll") else "combined"
 
     def anomaly_score(self, X: ArrayDataset | np.ndarray, progress: bool = False) -> np.ndarray:
-        """One score per sample, higher = more anomalous. Shape: (N,)."""
+        """One score per sample (per time step, for series), higher = more anomalous. Shape: (N,)."""
+        if self.windowing_ is not None:
+            from aekit.apps.series import score_steps
+
+            data = X if isinstance(X, ArrayDataset) else _series(X)
+            return score_steps(self._fitted(calibrating=True).run.model, self.windowing_, data)
         parts = self._parts(X, progress)
         if self.score_name != "combined":
             return parts[self.score_name]
@@ -281,6 +332,8 @@ class AnomalyDetector:
             "threshold": self.threshold_,
             "stats": self._stats,
             "calibration_scores": self.calibration_scores_.tolist(),
+            **({"series": self.windowing_.to_dict()} if self.windowing_ is not None else {}),
+            **({"lambda": self.lambda_} if self.lambda_ is not None else {}),
         }
         atomic_write_json(directory / DETECTOR, state)
         return directory
@@ -298,6 +351,8 @@ class AnomalyDetector:
             det.threshold_ = float(state["threshold"])
             det._stats = {k: [float(v[0]), float(v[1])] for k, v in state.get("stats", {}).items()}
             det.calibration_scores_ = np.asarray(state["calibration_scores"], dtype=np.float64)
+            det.windowing_ = Windowing.from_dict(state["series"]) if "series" in state else None
+            det.lambda_ = float(state["lambda"]) if "lambda" in state else None
         except FileNotFoundError:
             raise CheckpointError(f"{path}: missing (is {directory} a detector directory?)") from None
         except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError, ValueError) as e:
@@ -312,9 +367,32 @@ class AnomalyDetector:
 def _dataset(X: ArrayDataset | np.ndarray) -> ArrayDataset:
     if isinstance(X, ArrayDataset):
         return X
+    x = np.asarray(X)
+    if x.ndim == 2 and x.dtype != np.uint8 and x.dtype.kind in "fiu":  # features (N, F) or series (N, T)
+        x = x.astype(np.float32)
+        bad = ~np.isfinite(x).all(axis=1)
+        if bad.any():
+            raise DataError(f"array: row {int(np.flatnonzero(bad)[0])} holds NaN or infinite values")
+        return ArrayDataset(x, name="array")
     from aekit.data.files import from_array
 
-    return from_array(np.asarray(X), "array")
+    return from_array(x, "array")
+
+
+def _numeric(data: ArrayDataset) -> bool:
+    """Real-valued features that are not a table read from CSV: scaled robustly in ``fit``."""
+    return (
+        len(data.shape) == 1
+        and data.schema is None
+        and data.series is None
+        and str(data.x.dtype).removeprefix("torch.") != "uint8"
+    )
+
+
+def _series(X: np.ndarray) -> ArrayDataset:
+    from aekit.data.series import from_values
+
+    return from_values(np.asarray(X), "array")
 
 
 def extremes_figure(det: AnomalyDetector, data: ArrayDataset, scores: np.ndarray, n: int = 8):

@@ -45,6 +45,11 @@ class CleanResult:
     out: Path
     files: list[Path]
 
+    def summary(self) -> str:
+        done = "repaired" if self.repaired else "removed"
+        total = self.kept + (0 if self.repaired else self.flagged)
+        return f"{self.flagged} anomalous of {total} {done} -> {self.out}"
+
 
 def clean(
     det: Any, data: ArrayDataset, out: str | Path, *, repair: bool = False, source: str | None = None

@@ -7,13 +7,16 @@ reconstruction, averaged over the channels and over every window that covers the
 (:func:`score_steps`), so a spike marks its own steps and not the whole window around it.
 
 The threshold is calibrated on the last ``calibration_fraction`` of each training series, which
-the model never trains on: the model learns from windows of the first part only.
+the model never trains on: the model learns from windows of the first part only, cut at every
+step (at most 20,000 windows; longer signals every few steps). ``stride`` is the step between
+the windows that score a series.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -23,6 +26,8 @@ from matplotlib.figure import Figure
 from aekit.data.dataset import ArrayDataset
 from aekit.data.series import Windowing, parts, to_steps, windows
 from aekit.errors import DataError
+
+MAX_TRAIN_WINDOWS = 20_000
 
 
 def split_tails(data: ArrayDataset, fraction: float, window: int) -> tuple[ArrayDataset, np.ndarray]:
@@ -169,7 +174,54 @@ def series_figure(data: ArrayDataset, scores: np.ndarray, threshold: float, max_
     return fig
 
 
-def describe(windowing: Windowing) -> dict[str, Any]:
-    """What the CLI prints about the windows."""
-    how = "the dominant period of the training signal" if windowing.period_found else "given"
-    return {"window": windowing.window, "stride": windowing.stride, "window chosen by": how}
+def prepare(
+    data: ArrayDataset, window: int | None, stride: int | None, fraction: float
+) -> tuple[Windowing, ArrayDataset, np.ndarray]:
+    """The detector's series path before training: windows, the training windows, the calibration steps.
+
+    The window (when None) comes from the period of all of ``data`` (the detector's training data);
+    the per-channel scaling from the part the model trains on.
+
+    Returns:
+        (windowing, scaled training windows (N, C, window), mask of the held-out steps of ``data``).
+    """
+    first = Windowing.fit(data, window, stride)  # the window, from the whole signal's period
+    head, tail = split_tails(data, fraction, first.window)
+    windowing = Windowing.fit(head, first.window, stride)
+    windowing = Windowing(windowing.window, windowing.stride, windowing.scaling, first.period_found)
+    # training windows start at every step (more windows, more optimizer steps on short signals),
+    # or every few steps on long ones, so that there are at most MAX_TRAIN_WINDOWS
+    every = max(1, -(-len(head) // MAX_TRAIN_WINDOWS))
+    fit_set, _ = replace(windowing, stride=every).cut(head)
+    return windowing, fit_set, tail
+
+
+def describe_fit(det: Any, data: ArrayDataset, out) -> str:
+    """After ``detect fit`` on series: draw ``series.png`` of the training data and say how it was cut."""
+    from pathlib import Path
+
+    from aekit.report.figures import save_figure
+
+    w = det.windowing_
+    scores = det.anomaly_score(data)
+    save_figure(series_figure(data, scores, det.threshold_), Path(out) / "series.png")
+    how = "the dominant period of the training signal" if w.period_found else "as given"
+    return (
+        f"series: window {w.window} steps ({how}), stride {w.stride}; "
+        f"{int((scores > det.threshold_).sum())} of {len(scores)} training steps above the threshold"
+    )
+
+
+def write_scores(det: Any, data: ArrayDataset, scores: np.ndarray, output, figure: bool = False) -> str:
+    """``detect score`` on series: the per-step CSV (and ``series.png`` beside it); a summary line."""
+    from pathlib import Path
+
+    from aekit.fileio import atomic_write_text
+    from aekit.report.figures import save_figure
+
+    atomic_write_text(output, steps_table(data, scores, det.threshold_))
+    flagged = scores > det.threshold_
+    if figure:
+        save_figure(series_figure(data, scores, det.threshold_), Path(output).parent / "series.png")
+    runs = len(spans(flagged))
+    return f"scored {len(scores)} time steps: {int(flagged.sum())} flagged in {runs} spans -> {output}"

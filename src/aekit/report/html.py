@@ -217,6 +217,7 @@ def run_section(run, data=None, max_samples: int = 2000) -> str:
         extra = [
             ("roc.png", "ROC curve (detector)"),
             ("extremes.png", "Most and least anomalous inputs (detector)"),
+            ("series.png", "The signal with its flagged spans (series detector)"),
             ("rate_distortion.png", "Rate-distortion curve (codec)"),
         ]
         for file, title in extra:
