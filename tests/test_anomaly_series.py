@@ -28,7 +28,8 @@ def _membrane() -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def series_detector():
-    return AnomalyDetector(epochs=8, device="cpu", fpr=0.005).fit(from_values(_membrane()[:2000], "train"))
+    det = AnomalyDetector(epochs=8, device="cpu", fpr=0.005, series_score="step")
+    return det.fit(from_values(_membrane()[:2000], "train"))
 
 
 def test_a_spike_and_a_level_shift_injected_into_a_real_series_are_found(series_detector):

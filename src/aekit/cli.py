@@ -270,7 +270,7 @@ def cmd_detect_fit(args: argparse.Namespace) -> int:
     options = {
         k: getattr(args, k)
         for k in ("fpr", "percentile", "contamination", "epochs", "latent_dim", "seed", "iw_samples")
-        + ("window", "stride", "robust")
+        + ("window", "stride", "series_score", "robust")
         if getattr(args, k) is not None
     }
     det = AnomalyDetector(model=args.model, score=args.score, device=args.device, **options)
@@ -616,6 +616,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--stride", type=_count, help="series: steps between scoring windows (default window/8)")
     p.add_argument(
         "--robust", choices=("l1", "l21"), help="robust autoencoder for contaminated training data"
+    )
+    p.add_argument(
+        "--series-score", choices=("window", "step"), help="series: window (default) or step error"
     )
     p.add_argument("--device", default="auto")
     p.add_argument("--quiet", action="store_true")

@@ -86,6 +86,7 @@ class DetectorConfig:
     model_options: dict[str, Any] = field(default_factory=dict)
     window: int | None = None
     stride: int | None = None
+    series_score: str = "window"
     robust: str | None = None
 
     def __post_init__(self) -> None:
@@ -104,6 +105,7 @@ class DetectorConfig:
             (self.mixture_components >= 1, "mixture_components must be at least 1"),
             (self.window is None or self.window >= 2, "window must be at least 2 steps"),
             (self.stride is None or self.stride >= 1, "stride must be at least 1"),
+            (self.series_score in ("window", "step"), "series_score must be window or step"),
             (self.robust in (None, "l1", "l21"), f"robust must be l1 or l21, not {self.robust!r}"),
         ]
         for ok, message in checks:
@@ -246,7 +248,8 @@ class AnomalyDetector:
             from aekit.apps.series import score_steps
 
             data = X if isinstance(X, ArrayDataset) else _series(X)
-            return score_steps(self._fitted(calibrating=True).run.model, self.windowing_, data)
+            model = self._fitted(calibrating=True).run.model
+            return score_steps(model, self.windowing_, data, self.config.series_score)
         parts = self._parts(X, progress)
         if self.score_name != "combined":
             return parts[self.score_name]
