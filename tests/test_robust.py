@@ -57,3 +57,20 @@ def test_bad_settings_are_config_errors():
         SparsePart(train, norm="l2")
     with pytest.raises(ConfigError, match="rate"):
         SparsePart(train, rate=None)
+
+
+def test_a_robust_detector_saves_its_shrinkage_and_fits_its_density_on_kept_rows(tmp_path):
+    from aekit.apps.anomaly import AnomalyDetector
+
+    low, s, bad = _planted(1)
+    det = AnomalyDetector(
+        model="dense", robust="l21", contamination=0.1, epochs=20, latent_dim=2, device="cpu"
+    )
+    det.fit(low + s)
+    assert det.lambda_ > 0
+    back = AnomalyDetector.load(det.save(tmp_path / "det"))
+    assert back.lambda_ == det.lambda_ and back.config.robust == "l21"
+    scores = det.anomaly_score(low + s)
+    # the planted rows score highest: the model did not learn them
+    top = set(np.argsort(scores)[-20:].tolist())
+    assert len(top & set(bad.tolist())) >= 16

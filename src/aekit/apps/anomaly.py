@@ -205,7 +205,7 @@ class AnomalyDetector:
         described = fit_set.describe() if data.series is not None else data.describe()
         self.run = Run(config, described, trainer.model.eval(), None, trainer.history)
         if self.score_name in ("latent", "combined"):
-            codes = self.run.encode(fit_set)
+            codes = callbacks[-1].codes() if c.robust else self.run.encode(fit_set)
             self._gmm = fit_mixture(codes, c.mixture_components, c.seed)  # float64: scores repeat after load
         if self.score_name == "combined":
             parts = self._parts(calibration)

@@ -20,6 +20,7 @@ place, so the one training loop runs unchanged (a callback, not a second trainer
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -109,10 +110,29 @@ class SparsePart:
         self.s = torch.zeros_like(self.x)
         self.norm, self.rate, self.fixed, self.warmup = norm, rate, lam, warmup
         self.lam = lam if lam is not None else 0.0
+        self.model: torch.nn.Module | None = None
+
+    def kept(self) -> Tensor:
+        """Rows outside the sparse part: all but the ``rate`` share with the largest ``||S_i||``
+        (for ``l21`` these are the rows whose S is zero). Shape: (N,) bool."""
+        norms = self.s.flatten(1).norm(dim=1)
+        if self.rate is None:
+            return norms == 0
+        return norms <= torch.quantile(norms.double(), 1 - self.rate).float()
+
+    @torch.no_grad()
+    def codes(self, batch_size: int = 1024) -> np.ndarray:
+        """Codes of the kept rows of ``L``: what a latent density of normal data is fitted on."""
+        model = self.model
+        device = next(model.parameters()).device
+        model.eval()
+        x = self.train.x[self.kept()]
+        return torch.cat([model.encode(b.to(device)).float().cpu() for b in x.split(batch_size)]).numpy()
 
     def on_epoch_end(self, trainer, record: dict[str, float]) -> None:
         if trainer.epoch < self.warmup:
             return
+        self.model = trainer.model
         r = self.x - reconstruct(trainer.model, self.train.x)
         self.lam = self.fixed if self.fixed is not None else auto_lambda(r, self.norm, self.rate)
         self.s = shrink(r, self.lam, self.norm)
