@@ -13,7 +13,6 @@ import aekit
 from aekit.apps.anomaly import AnomalyDetector
 from aekit.apps.clean import REMOVED, clean
 from aekit.cli import main
-from aekit.data.dataset import Scaling
 from aekit.data.series import from_values
 from aekit.errors import DataError
 
@@ -34,7 +33,7 @@ def series_detector():
 
 def test_a_spike_and_a_level_shift_injected_into_a_real_series_are_found(series_detector):
     det = series_detector
-    assert det.run.config.model == "conv1d" and 120 <= det.windowing_.window <= 160
+    assert det.run_.config.model == "conv1d" and 120 <= det.windowing_.window <= 160
     x = _membrane()[3000:5500]
     x[800] += 0.3  # one step (the signal spans about 0.5)
     x[1600:1700] += 0.2  # a level shift over 100 steps
@@ -113,7 +112,7 @@ def test_numeric_arrays_of_any_scale_learn_a_robust_scaling(tmp_path):
     x = (z @ g.normal(size=(3, 10))) * 1000 + 5000  # far outside [0, 1]: refused before
     x[:15] = 1e9  # 1% of wild rows do not set the scale
     det = AnomalyDetector(score="mse", epochs=8, device="cpu", contamination=0.02).fit(x)
-    scaling = Scaling.from_dict(det.run.dataset["scaling"])
+    scaling = det.run_.dataset.scaling
     assert abs(np.median(x[15:, 0]) - scaling.offset[0]) < 300
     normal = (g.normal(size=(300, 3)) @ g.normal(size=(3, 10))) * 1000 + 5000
     shifted = normal + g.normal(0, 3000, size=normal.shape)

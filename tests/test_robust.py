@@ -69,7 +69,7 @@ def test_a_robust_detector_saves_its_shrinkage_and_fits_its_density_on_kept_rows
     det.fit(low + s)
     assert det.lambda_ > 0
     back = AnomalyDetector.load(det.save(tmp_path / "det"))
-    assert back.lambda_ == det.lambda_ and back.config.robust == "l21"
+    assert back.lambda_ == det.lambda_ and back.robust == "l21"
     scores = det.anomaly_score(low + s)
     # the planted rows score highest: the model did not learn them
     top = set(np.argsort(scores)[-20:].tolist())

@@ -276,7 +276,7 @@ def cmd_detect_fit(args: argparse.Namespace) -> int:
     det = AnomalyDetector(model=args.model, score=args.score, device=args.device, **options)
     det.fit(data, progress=not args.quiet)
     det.save(out)
-    print(f"wrote {out} (score {det.score_name}, threshold {det.threshold_:.5g} for held-out normals)")
+    print(f"wrote {out} (score {det.score_}, threshold {det.threshold_:.5g} for held-out normals)")
     if det.windowing_ is not None:
         from aekit.apps.series import describe_fit
 
@@ -289,8 +289,8 @@ def cmd_detect_fit(args: argparse.Namespace) -> int:
         atomic_write_json(out / "evaluation.json", {"data": args.data, "normal_class": normal, **summary})
     from aekit.report.html import REPORT, write_report
 
-    det.run.path = out
-    write_report([det.run], out / REPORT)
+    det.run_.path = out
+    write_report([det.run_], out / REPORT)
     return 0
 
 
@@ -305,7 +305,7 @@ def cmd_detect_score(args: argparse.Namespace) -> int:
     if output.suffix.lower() != ".csv":
         raise ConfigError(f"{output}: scores are written as CSV; name the output *.csv")
     det = AnomalyDetector.load(args.detector, device=args.device)
-    data = det.run.load_data(args.input, args.split, limit=args.limit)
+    data = det.run_.load_data(args.input, args.split, limit=args.limit)
     scores = det.anomaly_score(data, progress=not args.quiet)
     flagged = scores > det.threshold_
     if data.series is not None:  # one row per time step, and the signal with its flagged spans
@@ -333,7 +333,7 @@ def cmd_detect_clean(args: argparse.Namespace) -> int:
     from aekit.apps.clean import clean
 
     det = AnomalyDetector.load(args.detector, device=args.device)
-    data = det.run.load_data(args.input, args.split)
+    data = det.run_.load_data(args.input, args.split)
     result = clean(det, data, args.output, repair=args.repair, source=args.input)
     print(result.summary())
     return 0

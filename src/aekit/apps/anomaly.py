@@ -47,8 +47,6 @@ from typing import Any
 import numpy as np
 import torch
 
-from aekit.api import Run, data_fields, load
-from aekit.config import resolve
 from aekit.data.batches import Batches
 from aekit.data.dataset import ArrayDataset, Scaling
 from aekit.data.series import Windowing
@@ -56,9 +54,10 @@ from aekit.errors import CheckpointError, ConfigError, DataError
 from aekit.evaluation.density import fit_mixture, load_mixture, save_mixture
 from aekit.evaluation.metrics import ssim
 from aekit.fileio import atomic_write_json
-from aekit.models.registry import build_model
+from aekit.models.registry import get_spec
 from aekit.training import checkpoint
-from aekit.training.trainer import Trainer, resolve_device
+from aekit.training.run import configure, fit, load
+from aekit.training.trainer import resolve_device
 
 SCORES = ("auto", "mse", "ssim", "nll", "latent", "combined")
 DETECTOR = "detector.json"
@@ -122,29 +121,98 @@ class DetectorConfig:
         return 1 - (self.fpr if self.fpr is not None else 0.01)
 
 
+_PARAMS = tuple(f.name for f in dataclasses.fields(DetectorConfig))
+
+
 class AnomalyDetector:
     """An autoencoder trained on normal data, a score, and a threshold calibrated on held-out normals.
 
+    As in scikit-learn, ``__init__`` only stores its arguments (``get_params`` / ``set_params``
+    read and change them); ``fit`` validates them and learns the attributes that end in ``_``.
+
     Args:
         model: A registered model name (``conv``, ``dense``, ``vae``...); ``auto``: conv for images,
-            dense for tables.
+            tabular for tables with categorical columns, dense otherwise.
         score: See the module docstring; ``auto`` picks.
         fpr / percentile / contamination: The threshold rule (one of them; fpr 0.01 by default).
-        **options: Other :class:`DetectorConfig` fields (epochs, latent_dim, model_options...).
+        latent_dim, epochs, batch_size, lr, seed, device, model_options: Training settings.
+        calibration_fraction: The share of the normal data held out to calibrate the threshold.
+        mixture_components: Components of the Gaussian mixture for the ``latent`` score.
+        iw_samples: Importance samples for the ``nll`` score (0 or 1: a one-sample ELBO).
+        window, stride: Series: steps per window (default: the dominant period) and between the
+            windows that score a series (default: window / 8).
+        series_score: Series: ``window`` (each window's error, mapped back to its steps) or ``step``.
+        robust: ``l21`` or ``l1``: train the Robust Deep Autoencoder (for contaminated training data).
 
-    Attributes (after fit): ``run`` (the trained model), ``threshold_`` (on the anomaly score),
-    ``offset_`` (= -threshold_, scikit-learn's convention), ``calibration_scores_``.
+    Attributes (after fit): ``run_`` (the trained model), ``score_`` (the score in use),
+    ``threshold_`` (on the anomaly score), ``offset_`` (= -threshold_, scikit-learn's convention),
+    ``calibration_scores_``, ``stats_`` (the combined score's medians and IQRs), ``density_``
+    (the latent mixture, or None), ``windowing_`` (series: window, stride, per-channel scaling),
+    ``lambda_`` (robust: the sparse part's shrinkage).
     """
 
-    def __init__(self, model: str = "auto", score: str = "auto", **options: Any) -> None:
-        self.config = DetectorConfig(model=model, score=score, **options)
-        self.run: Run | None = None
-        self.threshold_: float | None = None
-        self.calibration_scores_: np.ndarray | None = None
-        self._stats: dict[str, list[float]] = {}
-        self._gmm = None
-        self.windowing_ = None  # series: window, stride, per-channel scaling
-        self.lambda_: float | None = None  # robust: the sparse part's last shrinkage
+    def __init__(
+        self,
+        model: str = "auto",
+        score: str = "auto",
+        *,
+        latent_dim: int = 32,
+        fpr: float | None = None,
+        percentile: float | None = None,
+        contamination: float | None = None,
+        calibration_fraction: float = 0.2,
+        mixture_components: int = 5,
+        iw_samples: int = 0,
+        epochs: int = 20,
+        batch_size: int = 128,
+        lr: float = 2e-3,
+        seed: int = 0,
+        device: str = "auto",
+        model_options: dict[str, Any] | None = None,
+        window: int | None = None,
+        stride: int | None = None,
+        series_score: str = "window",
+        robust: str | None = None,
+    ) -> None:
+        self.model = model
+        self.score = score
+        self.latent_dim = latent_dim
+        self.fpr = fpr
+        self.percentile = percentile
+        self.contamination = contamination
+        self.calibration_fraction = calibration_fraction
+        self.mixture_components = mixture_components
+        self.iw_samples = iw_samples
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.lr = lr
+        self.seed = seed
+        self.device = device
+        self.model_options = model_options
+        self.window = window
+        self.stride = stride
+        self.series_score = series_score
+        self.robust = robust
+
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        """The constructor's arguments, as scikit-learn's ``clone`` and grid searches expect."""
+        return {name: getattr(self, name) for name in _PARAMS}
+
+    def set_params(self, **params: Any) -> AnomalyDetector:
+        unknown = sorted(set(params) - set(_PARAMS))
+        if unknown:
+            raise ConfigError(
+                f"AnomalyDetector has no parameter {', '.join(unknown)} (known: {', '.join(_PARAMS)})"
+            )
+        for name, value in params.items():
+            setattr(self, name, value)
+        return self
+
+    def _settings(self) -> DetectorConfig:
+        """The parameters, validated (in ``fit``, never in ``__init__``)."""
+        params = self.get_params()
+        params["model_options"] = dict(params["model_options"] or {})
+        return DetectorConfig(**params)
 
     # --- scikit-learn's interface -------------------------------------------------------------------
     @property
@@ -153,65 +221,62 @@ class AnomalyDetector:
 
     def fit(self, X: ArrayDataset | np.ndarray, y: Any = None, progress: bool = False) -> AnomalyDetector:
         """Train on normal samples ``X`` and calibrate the threshold on a held-out share of them."""
-        c = self.config
+        c = self._settings()
         data = _dataset(X)
-        if c.model == "auto":
-            table = "tabular" if data.schema is not None and data.schema.blocks else "dense"
-            auto = "conv1d" if data.series is not None else table
-            c = self.config = dataclasses.replace(c, model="conv" if data.is_image else auto)
-        tail = None
+        self.windowing_, self.lambda_, tail = None, None, None
+        options = dict(c.model_options)
         if data.series is not None:  # windows of the first part of each series; the ends calibrate
             from aekit.apps import series
 
-            c = self.config = dataclasses.replace(c, score="mse" if c.score == "auto" else c.score)
             self.windowing_, fit_set, tail = series.prepare(data, c.window, c.stride, c.calibration_fraction)
             calibration = None
         else:
             if _numeric(data):  # features of any scale: a robust scaling, learned here and saved
                 data = dataclasses.replace(data, scaling=Scaling.robust(np.asarray(data.x)))
             fit_set, calibration = data.split(c.calibration_fraction, seed=c.seed)
-        if data.series is not None or _numeric(data):
-            c = self.config = dataclasses.replace(
-                c, model_options={"output_activation": "none", **c.model_options}
-            )
-        layers = [
-            {
-                "model": {"name": c.model, "latent_dim": c.latent_dim, **c.model_options},
-                "data": {"source": data.name},
-                "train": {"epochs": c.epochs, "batch_size": c.batch_size, "lr": c.lr, "seed": c.seed},
-            }
-        ]
-        config = resolve(
-            layers,
-            input_shape=fit_set.shape,
-            num_classes=len(data.classes or ()) or None,
-            data_fields=data_fields(data),
-        )
-        torch.manual_seed(c.seed)
-        model = build_model(config.model, config.model_config)
-        train_cfg = dataclasses.replace(config.train, val_fraction=0.0, schedule="onecycle", device=c.device)
+        if data.series is not None or _numeric(data):  # standardised values, not [0, 1]
+            options = {"output_activation": "none", **options}
+        model = "conv1d" if c.model == "auto" and data.series is not None else c.model
+        layer = {
+            "model": {"name": None if model == "auto" else model, "latent_dim": c.latent_dim, **options},
+            "data": {"source": data.name},
+            "train": {
+                "epochs": c.epochs,
+                "batch_size": c.batch_size,
+                "lr": c.lr,
+                "seed": c.seed,
+                "val_fraction": 0.0,
+                "schedule": "onecycle",
+                "device": c.device,
+            },
+        }
         from aekit.training.callbacks import ProgressBar
 
+        config = configure([layer], fit_set, images="conv")
+        score = c.score if c.score != "auto" or data.series is None else "mse"
+        score = _resolve_score(score, get_spec(config.model).cls)  # before training: fail early
         callbacks: list[Any] = [ProgressBar(progress)]
+        described = fit_set.describe()
         if c.robust:  # the Robust Deep Autoencoder: train on X - S, S the sparse part
             from aekit.apps.robust import SparsePart, model_space
 
             fit_set = model_space(fit_set)
             callbacks.append(SparsePart(fit_set, c.robust, rate=c.contamination or 0.05))
-        trainer = Trainer(model, train_cfg, callbacks)
-        trainer.fit(fit_set)
+        self.run_ = dataclasses.replace(fit(fit_set, config, callbacks), dataset=described)
+        self.score_ = score
+        self.density_ = None
+        self.stats_ = {}
+        self.threshold_ = None
         if c.robust:
             self.lambda_ = float(callbacks[-1].lam)
-        described = fit_set.describe() if data.series is not None else data.describe()
-        self.run = Run(config, described, trainer.model.eval(), None, trainer.history)
-        if self.score_name in ("latent", "combined"):
-            codes = callbacks[-1].codes() if c.robust else self.run.encode(fit_set)
-            self._gmm = fit_mixture(codes, c.mixture_components, c.seed)  # float64: scores repeat after load
-        if self.score_name == "combined":
-            parts = self._parts(calibration)
-            for name, values in parts.items():
+        if self.score_ in ("latent", "combined"):
+            codes = callbacks[-1].codes() if c.robust else self.run_.encode(self._input(fit_set))
+            codes = codes.reshape(len(codes), -1)
+            self.density_ = fit_mixture(codes, c.mixture_components, c.seed)  # float64: scores repeat
+        if self.score_ == "combined":
+            for name, values in self._parts(calibration).items():
                 q25, q50, q75 = np.percentile(values, [25, 50, 75])
-                self._stats[name] = [float(q50), float(max(q75 - q25, 1e-12))]
+                self.stats_[name] = [float(q50), float(max(q75 - q25, 1e-12))]
         if tail is not None:
             self.calibration_scores_ = self.anomaly_score(data)[tail]
         else:
@@ -232,48 +297,41 @@ class AnomalyDetector:
         return np.where(self.anomaly_score(X) > self._fitted().threshold_, -1, 1)
 
     # --- scores -------------------------------------------------------------------------------------
-    @property
-    def score_name(self) -> str:
-        """The score in use (``auto`` resolved for the model)."""
-        if self.config.score != "auto":
-            return self.config.score
-        from aekit.models import MODELS
-
-        family = MODELS[self.config.model].cls if self.config.model in MODELS else None
-        return "nll" if family is not None and hasattr(family, "nll") else "combined"
-
     def anomaly_score(self, X: ArrayDataset | np.ndarray, progress: bool = False) -> np.ndarray:
         """One score per sample (per time step, for series), higher = more anomalous. Shape: (N,)."""
-        if self.windowing_ is not None:
+        if getattr(self._fitted(calibrating=True), "windowing_", None) is not None:
             from aekit.apps.series import score_steps
 
             data = X if isinstance(X, ArrayDataset) else _series(X)
-            model = self._fitted(calibrating=True).run.model
-            return score_steps(model, self.windowing_, data, self.config.series_score)
+            model = self._fitted(calibrating=True).run_.model
+            return score_steps(model, self.windowing_, data, self.series_score)
         parts = self._parts(X, progress)
-        if self.score_name != "combined":
-            return parts[self.score_name]
-        return np.mean([(parts[k] - m) / s for k, (m, s) in self._stats.items()], axis=0)
+        if self.score_ != "combined":
+            return parts[self.score_]
+        return np.mean([(parts[k] - m) / s for k, (m, s) in self.stats_.items()], axis=0)
 
     def reconstruct(self, X: ArrayDataset | np.ndarray) -> np.ndarray:
-        return self._fitted().run.reconstruct(_dataset(X))
+        return self._fitted().run_.reconstruct(self._input(X))
+
+    def _input(self, X: ArrayDataset | np.ndarray) -> ArrayDataset:
+        """``X`` as a data set the model takes: numeric features get the scaling learned in fit."""
+        data = _dataset(X)
+        if _numeric(data):
+            data = dataclasses.replace(data, scaling=self._fitted(calibrating=True).run_.dataset.scaling)
+        return self.run_.prepare(data)
 
     def _parts(self, X: ArrayDataset | np.ndarray, progress: bool = False) -> dict[str, np.ndarray]:
-        run = self._fitted(calibrating=True).run
-        data = run.prepare(_dataset(X))
-        name = self.score_name
+        run = self._fitted(calibrating=True).run_
+        data = self._input(X)
+        name = self.score_
         want = {"mse", "latent"} if name == "combined" else {name}
         out: dict[str, list[np.ndarray]] = {k: [] for k in want}
         model = run.model.eval()
-        if "nll" in want and not hasattr(model, "nll"):
-            raise ConfigError(
-                f"score 'nll' needs a model with a likelihood (vae, cvae), not {self.config.model!r}"
-            )
         if "ssim" in want and not data.is_image:
             raise ConfigError("score 'ssim' needs images; use mse for tables")
         from tqdm.auto import tqdm
 
-        torch.manual_seed(self.config.seed)  # nll samples: fixed, so that scores repeat
+        torch.manual_seed(self.seed)  # nll samples: fixed, so that scores repeat
         with torch.no_grad():
             for b in tqdm(Batches(data, 1024, device=run.device), disable=not progress, leave=False):
                 if "mse" in want or "ssim" in want:
@@ -283,17 +341,17 @@ class AnomalyDetector:
                     if "ssim" in want:
                         out["ssim"].append((1 - ssim(b.x, x_hat)).cpu().numpy())
                 if "nll" in want:
-                    k = max(1, self.config.iw_samples)  # k = 1: a one-sample negative ELBO
+                    k = max(1, self.iw_samples)  # k = 1: a one-sample negative ELBO
                     out["nll"].append(model.nll(b.x, b.y, k=k).cpu().numpy())
                 if "latent" in want:
-                    out["latent"].append(model.encode(b.x, b.y).float().cpu().numpy())
+                    out["latent"].append(model.encode(b.x, b.y).flatten(1).float().cpu().numpy())
         result = {k: np.concatenate(v).astype(np.float64) for k, v in out.items()}
         if "latent" in result:
-            result["latent"] = -self._gmm.score_samples(result["latent"])
+            result["latent"] = -self.density_.score_samples(result["latent"])
         return result
 
     def _fitted(self, calibrating: bool = False) -> AnomalyDetector:
-        if self.run is None or (self.threshold_ is None and not calibrating):
+        if getattr(self, "run_", None) is None or (self.threshold_ is None and not calibrating):
             raise ConfigError("this AnomalyDetector is not fitted yet: call fit(X) first")
         return self
 
@@ -325,15 +383,15 @@ class AnomalyDetector:
         self._fitted()
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
-        checkpoint.write_config(directory, self.run.config, self.run.dataset)
-        checkpoint.save_weights(directory, self.run.model)
-        if self._gmm is not None:
-            save_mixture(self._gmm, directory / DENSITY)
+        checkpoint.write_config(directory, self.run_.config, self.run_.dataset)
+        checkpoint.save_weights(directory, self.run_.model)
+        if self.density_ is not None:
+            save_mixture(self.density_, directory / DENSITY)
         state = {
-            "config": dataclasses.asdict(self.config),
-            "score": self.score_name,
+            "config": dataclasses.asdict(self._settings()),
+            "score": self.score_,
             "threshold": self.threshold_,
-            "stats": self._stats,
+            "stats": self.stats_,
             "calibration_scores": self.calibration_scores_.tolist(),
             **({"series": self.windowing_.to_dict()} if self.windowing_ is not None else {}),
             **({"lambda": self.lambda_} if self.lambda_ is not None else {}),
@@ -348,11 +406,12 @@ class AnomalyDetector:
         path = directory / DETECTOR
         try:
             state = json.loads(path.read_text(encoding="utf-8"))
-            config = DetectorConfig(**{**state["config"], "device": device})
-            det = cls.__new__(cls)
-            det.config = config
+            params = {**state["config"], "device": device}
+            det = cls(**{k: v for k, v in params.items() if k in _PARAMS})
+            det._settings()  # the stored parameters are valid
+            det.score_ = str(state["score"])
             det.threshold_ = float(state["threshold"])
-            det._stats = {k: [float(v[0]), float(v[1])] for k, v in state.get("stats", {}).items()}
+            det.stats_ = {k: [float(v[0]), float(v[1])] for k, v in state.get("stats", {}).items()}
             det.calibration_scores_ = np.asarray(state["calibration_scores"], dtype=np.float64)
             det.windowing_ = Windowing.from_dict(state["series"]) if "series" in state else None
             det.lambda_ = float(state["lambda"]) if "lambda" in state else None
@@ -360,11 +419,27 @@ class AnomalyDetector:
             raise CheckpointError(f"{path}: missing (is {directory} a detector directory?)") from None
         except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError, ValueError) as e:
             raise CheckpointError(f"{path}: not a valid detector file ({type(e).__name__}: {e})") from None
-        det.run = load(directory, device=str(resolve_device(device)))
-        det._gmm = None
-        if det.score_name in ("latent", "combined"):
-            det._gmm = load_mixture(directory / DENSITY)
+        except ConfigError as e:
+            raise CheckpointError(f"{path}: not a valid detector file ({e})") from None
+        if det.score_ not in SCORES[1:]:
+            raise CheckpointError(f"{path}: unknown score {det.score_!r}")
+        det.run_ = load(directory, device=str(resolve_device(device)))
+        det.density_ = None
+        if det.score_ in ("latent", "combined"):
+            det.density_ = load_mixture(directory / DENSITY)
         return det
+
+
+def _resolve_score(score: str, model) -> str:
+    """``auto`` -> ``nll`` for models with a likelihood, ``combined`` otherwise; a score the model
+    cannot give is an error."""
+    if score == "auto":
+        return "nll" if model.has_likelihood else "combined"
+    if score == "nll" and not model.has_likelihood:
+        raise ConfigError(
+            f"score 'nll' needs a model with a likelihood (vae, cvae), not {model.model_name!r}"
+        )
+    return score
 
 
 def _dataset(X: ArrayDataset | np.ndarray) -> ArrayDataset:
@@ -402,13 +477,13 @@ def extremes_figure(det: AnomalyDetector, data: ArrayDataset, scores: np.ndarray
     """The ``n`` most and least anomalous images, each above its reconstruction."""
     from aekit.report.figures import comparison_grid
 
-    data = det.run.prepare(data)
+    data = det.run_.prepare(data)
     order = np.argsort(scores)
     most, least = order[::-1][:n].copy(), order[:n].copy()
     rows = []
     for label, idx in (("most anomalous", most), ("least anomalous", least)):
         x = data.subset(idx).take(torch.arange(len(idx)))[0].numpy()
-        rows += [(label, x), ("reconstruction", det.run.reconstruct(data.subset(idx)))]
+        rows += [(label, x), ("reconstruction", det.run_.reconstruct(data.subset(idx)))]
     return comparison_grid(rows, n)
 
 

@@ -58,7 +58,7 @@ def clean(
 
     Args:
         det: A fitted :class:`aekit.AnomalyDetector`.
-        data: Data read for the detector (``det.run.load_data``), images, a table or series.
+        data: Data read for the detector (``det.run_.load_data``), images, a table or series.
         out: A folder that must not exist yet.
         repair: Replace anomalous values instead of dropping samples.
         source: Where ``data`` came from (a path, ``scheme:PATH`` or a name); ``data.name`` if None.
@@ -100,12 +100,12 @@ def repaired(det: Any, data: ArrayDataset, flagged: np.ndarray) -> np.ndarray:
         from aekit.apps.series import reconstruct_steps
 
         raw = np.asarray(data.x, dtype=np.float32).copy()
-        raw[flagged] = reconstruct_steps(det.run.model, det.windowing_, data)[flagged]
+        raw[flagged] = reconstruct_steps(det.run_.model, det.windowing_, data)[flagged]
         return raw
-    prepared = det.run.prepare(data)
+    prepared = det._input(data)
     x = prepared.take(torch.arange(len(prepared)))[0]
-    x_hat = torch.from_numpy(det.run.reconstruct(prepared))
-    norm = getattr(det.config, "robust", None)
+    x_hat = torch.from_numpy(det.run_.reconstruct(prepared))
+    norm = det.robust
     if norm:
         from aekit.apps.robust import shrink
 

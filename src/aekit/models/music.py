@@ -59,6 +59,7 @@ class MusicVAE(Autoencoder):
 
     config_class = MusicVAEConfig
     generative = True
+    has_likelihood = True
     data_kind = "tokens"  # token sequences, not images or tables
 
     def __init__(self, config: MusicVAEConfig) -> None:
