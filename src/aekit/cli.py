@@ -335,7 +335,8 @@ def cmd_detect_clean(args: argparse.Namespace) -> int:
     det = AnomalyDetector.load(args.detector, device=args.device)
     data = det.run_.load_data(args.input, args.split)
     result = clean(det, data, args.output, repair=args.repair, source=args.input)
-    print(result.summary())
+    if not args.quiet:
+        print(result.summary())
     return 0
 
 
