@@ -185,7 +185,7 @@ def main() -> None:
                     scores, seconds = timed(lambda make=make, test=test: per_channel(make, test))
                 else:
                     x = test[:, 0] if test.shape[1] == 1 else test
-                    scores, seconds = timed(lambda make=make, x=x: make().fit_predict(x.copy()))
+                    scores, seconds = timed(lambda make=make, x=x: make().fit_predict(x.copy(), axis=0))
                 scores = np.asarray(scores, dtype=np.float64)
                 if len(scores) != len(labels):  # LeftSTAMPi scores only the steps after its initial part
                     scores = np.r_[np.zeros(len(labels) - len(scores)), scores]
