@@ -83,6 +83,7 @@ def test_cli_series_fit_score_and_clean(tmp_path, capsys):
     ]
     assert main([*argv, "--window", "100", "--stride", "10", "--quiet"]) == 0
     assert "window 100" in capsys.readouterr().out
+    assert "flagged spans" in (det / "report.html").read_text()  # series.png in the report
     out = tmp_path / "scores.csv"
     assert main(["detect", "score", str(det), f"series:{test}", "-o", str(out), "--quiet", "--figures"]) == 0
     with open(out) as f:

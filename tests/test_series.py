@@ -90,7 +90,7 @@ def test_csv_with_and_without_time_column_npy_and_several_files(tmp_path):
     assert b.shape == (1,) and b.ids is None and b.series.time_column is None
     dates = tmp_path / "c.csv"
     dates.write_text("2024-01-01,1\n2024-01-02,2\n")  # no header, a first column of dates
-    assert aekit.load_dataset(f"series:{dates}").series.time_column == "channel 1"
+    assert aekit.load_dataset(f"series:{dates}").series.time_column == "column 1"
     folder = tmp_path / "many"
     folder.mkdir()
     np.save(folder / "s1.npy", np.arange(30, dtype=np.float64))

@@ -14,6 +14,10 @@ from typing import Any
 from aekit.errors import AekitError, ConfigError
 from aekit.fileio import new_output
 
+LIMIT_HELP = "use N samples: a seeded random subset, stratified by class when there are labels"
+ID_HELP = (
+    "tables: the column that names the rows (default: a text column with a different value in every row)"
+)
 TRAIN_FLAGS = {  # flag -> (TrainConfig field, type, help)
     "--epochs": ("epochs", int, "passes over the training data"),
     "--batch-size": ("batch_size", int, "samples per step"),
@@ -26,6 +30,7 @@ TRAIN_FLAGS = {  # flag -> (TrainConfig field, type, help)
     "--val-fraction": ("val_fraction", float, "share held out for validation"),
     "--seed": ("seed", int, "random seed (same seed, same numbers on the CPU)"),
     "--device": ("device", str, "auto, cpu, cuda or cuda:N"),
+    "--log": ("log", lambda text: text.split(","), "experiment tracking: tensorboard, mlflow or both (a,b)"),
 }
 
 
@@ -74,10 +79,11 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
         "--preset", choices=sorted(PRESETS), help="named starting point; 'seed' is the classic 784-128-64-32"
     )
     p.add_argument("--data", help="dataset name, scheme:PATH or path (default mnist-5k)")
-    p.add_argument("--limit", type=_count, help="use only the first N training samples")
+    p.add_argument("--limit", type=_count, help=LIMIT_HELP)
     p.add_argument(
         "--missing", choices=("error", "drop", "impute"), help="tables: missing values (default error)"
     )
+    p.add_argument("--id-column", help=ID_HELP)
     p.add_argument("--out", help="run directory to create (default runs/MODEL-TIME)")
     p.add_argument("--config", help="TOML or JSON settings file (flags override it)")
     p.add_argument("--resume", metavar="RUN", help="continue RUN from its last checkpoint")
@@ -100,6 +106,17 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
         help="any setting, e.g. model.loss=bce",
     )
     p.add_argument("--quiet", action="store_true", help="no progress bar or per-epoch lines")
+    _add_image_flags(p)
+
+
+def _add_image_flags(p: argparse.ArgumentParser) -> None:
+    """Image-folder flags of train (see aekit.data.images); they fill the config's data section."""
+    g = p.add_argument_group("image folders")
+    g.add_argument("--channels", type=int, choices=(1, 3), help="grey (1) or RGB (3); default: most images'")
+    g.add_argument("--patch", type=_count, help="random NxN crops (with --set model.arch=fcn: any size)")
+    g.add_argument("--resize", metavar="HxW", help="resize every image to HxW")
+    g.add_argument("--center-crop", metavar="HxW", help="the central HxW of every image")
+    g.add_argument("--skip-bad", action="store_true", help="skip unreadable images (counted)")
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -124,7 +141,17 @@ def cmd_train(args: argparse.Namespace) -> int:
             "hidden": args.hidden,
             "rd_lambda": args.rd_lambda,
         },
-        "data": {"source": args.data, "limit": args.limit, "missing": args.missing},
+        "data": {
+            "source": args.data,
+            "limit": args.limit,
+            "missing": args.missing,
+            "id_column": args.id_column,
+            "channels": args.channels,
+            "patch": args.patch,
+            "resize": args.resize,
+            "center_crop": args.center_crop,
+            "skip_bad": args.skip_bad or None,
+        },
         "train": {
             field: getattr(args, flag[2:].replace("-", "_")) for flag, (field, _, _) in TRAIN_FLAGS.items()
         },
@@ -152,20 +179,29 @@ def cmd_train(args: argparse.Namespace) -> int:
     summary = ", ".join(f"{k} {v:.5f}" for k, v in last.items() if k.endswith("/loss"))
     if is_main():  # under torchrun, one line from rank 0
         print(f"wrote {run.path} ({summary})")
+        schema = run.schema()
+        for note in schema.notes() if schema is not None else []:  # table columns that are not features
+            print(f"note: {note}")
     return 0
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     import aekit
+    from aekit.data.sources import describe_data
 
     run = aekit.load(args.run, device=args.device)
     name = args.data or run.config.data.source
-    data = aekit.load_dataset(name, args.split, limit=args.limit)
+    data = run.load_data(name, args.split, limit=args.limit)
     metrics = run.evaluate(data, iw_samples=args.iw_samples)
+    used = describe_data(name, args.split, len(data), limit=args.limit, trained_on=run.config.data.source)
     if args.json:
-        print(json.dumps({"run": str(args.run), "data": name, "split": args.split, **metrics}))
+        print(json.dumps({"run": str(args.run), "data": name, "split": args.split, "used": used, **metrics}))
+    elif data.schema is not None:
+        from aekit.evaluation.tables import format_table_metrics
+
+        print(f"{args.run} on {used}", *format_table_metrics(data.schema, metrics), sep="\n")
     else:
-        print(f"{args.run} on {name} ({args.split}, {metrics['n']} samples)")
+        print(f"{args.run} on {used}")
         units = {"psnr": " dB", "elbo": " nats", "nll": f" nats ({args.iw_samples} importance samples)"}
         for k in ("mse", "psnr", "ssim", "elbo", "nll"):
             if k in metrics:
@@ -178,11 +214,35 @@ def cmd_reconstruct(args: argparse.Namespace) -> int:
     from aekit.outputs import write_samples
 
     run = aekit.load(args.run, device=args.device)
+    if _any_size(run, args):
+        return 0
     data = run.prepare(run.load_data(args.input))
     x_hat = run.reconstruct(data, progress="reconstructing")
     path = write_samples(args.output, x_hat, like=data, force=args.force)
     print(f"wrote {len(x_hat)} reconstructions to {path}")
     return 0
+
+
+def _any_size(run, args: argparse.Namespace, what: str = "reconstructed") -> bool:
+    """A fully convolutional run on an image folder: image by image, each at its own size."""
+    from aekit.apps.images import restore_folder, takes_any_size
+
+    if not takes_any_size(run, args.input):
+        return False
+    noise = None
+    if getattr(args, "add_noise", None):
+        from aekit.apps.denoise import parse_noise
+
+        noise = parse_noise(args.add_noise)
+    r = restore_folder(
+        run, args.input, args.output, tile=args.tile, add_noise=noise, clean=getattr(args, "clean", None),
+        seed=getattr(args, "seed", 0), force=args.force, progress=True,
+    )  # fmt: skip
+    print(f"{what} {r['n']} images with {args.run} -> {args.output}/ (same names and sizes)")
+    for k, label in (("psnr", "PSNR (dB)"), ("ssim", "SSIM")):
+        if k in r:
+            print(f"  {label:9s}  input {r['input_' + k]:9.4f}  output {r[k]:9.4f}")
+    return True
 
 
 def cmd_denoise(args: argparse.Namespace) -> int:
@@ -194,6 +254,8 @@ def cmd_denoise(args: argparse.Namespace) -> int:
     from aekit.report.figures import save_figure
 
     den = Denoiser.load(args.run, device=args.device)
+    if _any_size(den.run, args, "denoised"):
+        return 0
     data = den.run.prepare(aekit.load_dataset(args.input))
     clean = den.run.prepare(aekit.load_dataset(args.clean)) if args.clean else None
     if args.add_noise:
@@ -261,7 +323,17 @@ def cmd_detect_fit(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise ConfigError(f"{out}: already exists; choose another --out")
-    data = aekit.load_dataset(args.data, "train", limit=args.limit)
+    model_options = {}
+    if args.patch:  # images of any size: a fully convolutional model on random patches, the mse score
+        from aekit.data.images import read_images, say
+
+        images = read_images(args.data.removeprefix("images:"), progress=not args.quiet)
+        say(images.notes)
+        data = (images.head(args.limit) if args.limit else images).patches(args.patch)
+        model_options = {"arch": "fcn", "channels": (32, 64, 64), "latent_dim": 16}
+        args.score = "mse" if args.score == "auto" else args.score
+    else:
+        data = aekit.load_dataset(args.data, "train", limit=args.limit, id_column=args.id_column)
     normal = None
     if args.normal_class is not None:
         normal = class_index(data, args.normal_class)
@@ -273,7 +345,9 @@ def cmd_detect_fit(args: argparse.Namespace) -> int:
         + ("window", "stride", "series_score", "robust")
         if getattr(args, k) is not None
     }
-    det = AnomalyDetector(model=args.model, score=args.score, device=args.device, **options)
+    det = AnomalyDetector(
+        model=args.model, score=args.score, device=args.device, model_options=model_options, **options
+    )
     det.fit(data, progress=not args.quiet)
     det.save(out)
     print(f"wrote {out} (score {det.score_}, threshold {det.threshold_:.5g} for held-out normals)")
@@ -287,10 +361,11 @@ def cmd_detect_fit(args: argparse.Namespace) -> int:
         metrics = _detect_report(det, test, normal, out)
         summary = {k: v for k, v in metrics.items() if k != "scores"}
         atomic_write_json(out / "evaluation.json", {"data": args.data, "normal_class": normal, **summary})
-    from aekit.report.html import REPORT, write_report
+    from aekit.apps.anomaly import report_extras
+    from aekit.report.artifacts import write_run_files
 
     det.run_.path = out
-    write_report([det.run_], out / REPORT)
+    write_run_files(det.run_, None, report_extras(out), figures=False)
     return 0
 
 
@@ -305,8 +380,20 @@ def cmd_detect_score(args: argparse.Namespace) -> int:
     if output.suffix.lower() != ".csv":
         raise ConfigError(f"{output}: scores are written as CSV; name the output *.csv")
     det = AnomalyDetector.load(args.detector, device=args.device)
-    data = det.run_.load_data(args.input, args.split, limit=args.limit)
-    scores = det.anomaly_score(data, progress=not args.quiet)
+    from aekit.apps.images import load_images, takes_any_size
+
+    if takes_any_size(det.run_, args.input):  # image by image, at their own sizes, with anomaly maps
+        from aekit.apps.anomaly_maps import score_images, write_maps
+
+        data = load_images(det.run_, args.input)
+        scores, maps = score_images(det.run_, data, tile=args.tile, progress=not args.quiet)
+        if args.maps:
+            print(f"wrote {len(maps)} anomaly maps to {write_maps(args.maps, data, maps)}/")
+    elif args.maps:
+        raise ConfigError("--maps needs a detector fitted with --patch N and an image folder")
+    else:
+        data = det.run_.load_data(args.input, args.split, limit=args.limit)
+        scores = det.anomaly_score(data, progress=not args.quiet)
     flagged = scores > det.threshold_
     if data.series is not None:  # one row per time step, and the signal with its flagged spans
         from aekit.apps.series import write_scores
@@ -342,12 +429,11 @@ def cmd_detect_clean(args: argparse.Namespace) -> int:
 
 def _test_data(run, name: str | None, limit: int):
     """The test split of the run's (or the named) dataset, or None with a note when it is not here."""
-    import aekit
     from aekit.errors import DataError
 
     source = name or run.config.data.source
     try:
-        return aekit.load_dataset(source, "test", limit=limit)
+        return run.load_data(source, "test", limit=limit)
     except DataError as e:
         print(f"note: no test data for {run.path} ({e}); the report leaves out test metrics")
         return None
@@ -355,14 +441,15 @@ def _test_data(run, name: str | None, limit: int):
 
 def cmd_report(args: argparse.Namespace) -> int:
     import aekit
-    from aekit.report.html import REPORT, write_report
+    from aekit.report.artifacts import write_runs_report
+    from aekit.report.html import REPORT
 
     runs = [aekit.load(r) for r in args.runs]
     out = Path(args.output) if args.output else (runs[0].path / REPORT if len(runs) == 1 else None)
     if out is None:
         raise ConfigError("several runs: name the page with -o compare.html")
     data = [None if args.no_data else _test_data(run, args.data, args.limit) for run in runs]
-    write_report(runs, out, data)
+    write_runs_report(runs, data, out)
     print(f"wrote {out}")
     return 0
 
@@ -556,11 +643,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"aekit {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_train(sub)
-    p = sub.add_parser("evaluate", help="test MSE, PSNR and SSIM of a run's reconstructions")
+    p = sub.add_parser(
+        "evaluate", help="test MSE, PSNR and SSIM of a run's reconstructions (tables: per-column errors)"
+    )
     p.add_argument("run")
     p.add_argument("--data", help="dataset (default: the one the run trained on)")
     p.add_argument("--split", default="test", choices=("train", "test"))
-    p.add_argument("--limit", type=_count)
+    p.add_argument("--limit", type=_count, help=LIMIT_HELP)
     p.add_argument("--device", default="cpu")
     p.add_argument(
         "--iw-samples",
@@ -578,6 +667,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--force", action="store_true", help="replace an existing output")
     p.add_argument("--device", default="cpu")
+    p.add_argument("--tile", type=_count, help="fully convolutional runs: process large images in NxN tiles")
     p = sub.add_parser("denoise", help="denoise IDX, .npy or an image folder with a trained run")
     p.add_argument("run")
     p.add_argument("input", help="the noisy images (or the clean ones with --add-noise)")
@@ -595,6 +685,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=_count, default=1024)
     p.add_argument("--force", action="store_true", help="replace existing outputs")
     p.add_argument("--device", default="cpu")
+    p.add_argument("--tile", type=_count, help="fully convolutional runs: process large images in NxN tiles")
     p = sub.add_parser("detect", help="anomaly detection: fit a detector, score data")
     dsub = p.add_subparsers(dest="detect_command", required=True, metavar="fit|score|clean")
     p = dsub.add_parser("fit", help="train a detector on normal data and calibrate its threshold")
@@ -611,8 +702,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--latent-dim", type=_count)
     p.add_argument("--iw-samples", type=_natural, help="nll score: importance samples")
     p.add_argument("--seed", type=int)
-    p.add_argument("--limit", type=_count, help="use only the first N training samples")
-    p.add_argument("--test-limit", type=_count, help="evaluate on the first N test samples")
+    p.add_argument("--limit", type=_count, help=LIMIT_HELP)
+    p.add_argument("--id-column", help=ID_HELP)
+    p.add_argument("--test-limit", type=_count, help="evaluate on N test samples (drawn as --limit)")
+    p.add_argument("--patch", type=_count, help="images of any size: a fully convolutional model on patches")
     p.add_argument("--window", type=_count, help="series: steps per window (default: the dominant period)")
     p.add_argument("--stride", type=_count, help="series: steps between scoring windows (default window/8)")
     p.add_argument(
@@ -628,12 +721,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("input", help="dataset name, scheme:PATH or path (IDX, .npy, images, CSV)")
     p.add_argument("-o", "--output", required=True, help="scores.csv")
     p.add_argument("--split", default="test", choices=("train", "test"), help="for named datasets")
-    p.add_argument("--limit", type=_count)
+    p.add_argument("--limit", type=_count, help=LIMIT_HELP)
     p.add_argument("--normal-class", help="labels present: print AUROC etc. with this class as normal")
     p.add_argument("--figures", action="store_true", help="with --normal-class: roc.png and extremes.png")
     p.add_argument("--force", action="store_true")
     p.add_argument("--device", default="cpu")
     p.add_argument("--quiet", action="store_true")
+    p.add_argument("--maps", metavar="DIR", help="fully convolutional detectors: a heat map PNG per image")
+    p.add_argument("--tile", type=_count, help="fully convolutional detectors: large images in NxN tiles")
     p = dsub.add_parser("clean", help="write the data without its anomalies (or repaired) to a new folder")
     p.add_argument("detector")
     p.add_argument("input", help="dataset name, scheme:PATH or path (images, .npy, CSV, series:PATH)")
@@ -647,7 +742,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("input", help="dataset name, scheme:PATH or path (IDX, .npy, images)")
     p.add_argument("-o", "--output", required=True, help="images.aek")
     p.add_argument("--split", default="test", choices=("train", "test"), help="for named datasets")
-    p.add_argument("--limit", type=_count)
+    p.add_argument("--limit", type=_count, help=LIMIT_HELP)
     p.add_argument("--force", action="store_true")
     p.add_argument("--device", default="cpu")
     p = sub.add_parser("decompress", help="images back from an .aek file")
@@ -676,7 +771,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("input", help="dataset name, scheme:PATH or path")
     p.add_argument("-o", "--output", required=True, help="codes.npy, codes.npz or codes.csv")
     p.add_argument("--split", default="test", choices=("train", "test"), help="for named datasets")
-    p.add_argument("--limit", type=_count)
+    p.add_argument("--limit", type=_count, help=LIMIT_HELP)
     p.add_argument("--batch-size", type=_count, default=1024)
     p.add_argument("--force", action="store_true")
     p.add_argument("--device", default="cpu")

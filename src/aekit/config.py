@@ -15,7 +15,8 @@ from typing import Any
 
 import tomllib
 
-from aekit.errors import ConfigError
+from aekit.data.images import parse_hw
+from aekit.errors import ConfigError, DataError
 from aekit.models.registry import get_spec, make_config
 
 
@@ -39,6 +40,8 @@ class TrainConfig:
         device: ``auto`` (CUDA when present), ``cpu``, ``cuda`` or ``cuda:N``.
         amp: Mixed precision on CUDA (ignored on the CPU).
         nan_policy: ``stop`` at a non-finite loss (the last good checkpoint is kept) or ``skip`` the batch.
+        log: Experiment trackers to log to: ``tensorboard`` (into ``RUN/tensorboard``), ``mlflow`` (to
+            ``$MLFLOW_TRACKING_URI``, else ``./mlruns``); see :mod:`aekit.training.tracking`.
     """
 
     epochs: int = 10
@@ -54,6 +57,7 @@ class TrainConfig:
     device: str = "auto"
     amp: bool = True
     nan_policy: str = "stop"
+    log: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         checks = [
@@ -68,6 +72,10 @@ class TrainConfig:
             (0 <= self.val_fraction < 1, "val_fraction must be in [0, 1)"),
             (self.patience >= 0 and self.grad_clip >= 0, "patience and grad_clip must not be negative"),
             (self.nan_policy in ("stop", "skip"), "nan_policy must be stop or skip"),
+            (
+                set(self.log) <= {"tensorboard", "mlflow"},
+                f"log must be tensorboard and/or mlflow, not {','.join(self.log)!r}",
+            ),
         ]
         for ok, message in checks:
             if not ok:
@@ -76,16 +84,41 @@ class TrainConfig:
 
 @dataclass(frozen=True)
 class DataConfig:
-    """Which data: a dataset name, ``scheme:PATH`` or a path; ``limit`` keeps the first N samples;
-    ``missing`` says what to do with a table's missing values (error, drop or impute)."""
+    """Which data: a dataset name, ``scheme:PATH`` or a path; ``limit`` keeps N samples (a seeded
+    random subset, stratified by label); ``missing`` says what to do with a table's missing values
+    (error, drop or impute); ``id_column`` names the column of a table that identifies its rows
+    (None: a text column with a different value in every row, if any).
+
+    Image folders (see :mod:`aekit.data.images`): ``channels`` 1 or 3 (0: what most images are);
+    ``patch`` trains on random N x N crops (fully convolutional models, images of any size);
+    ``resize`` / ``center_crop`` ("HxW") make every image one size; ``skip_bad`` leaves out
+    unreadable files (counted) instead of stopping at the first."""
 
     source: str = "mnist-5k"
     limit: int | None = None
     missing: str = "error"
+    id_column: str | None = None
+    channels: int = 0
+    patch: int = 0
+    resize: str = ""
+    center_crop: str = ""
+    skip_bad: bool = False
 
     def __post_init__(self) -> None:
         if self.missing not in ("error", "drop", "impute"):
             raise ConfigError(f"data config: missing must be error, drop or impute, not {self.missing!r}")
+        if self.channels not in (0, 1, 3):
+            raise ConfigError(f"data config: channels must be 1 or 3 (0: the majority), not {self.channels}")
+        if self.patch < 0:
+            raise ConfigError(f"data config: patch must be a size in pixels, not {self.patch}")
+        if sum(bool(v) for v in (self.patch, self.resize, self.center_crop)) > 1:
+            raise ConfigError("data config: choose one of patch, resize and center_crop")
+        for name in ("resize", "center_crop"):
+            if getattr(self, name):
+                try:
+                    parse_hw(getattr(self, name), name)
+                except DataError as e:
+                    raise ConfigError(f"data config: {e}") from None
 
 
 @dataclass(frozen=True)

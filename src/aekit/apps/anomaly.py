@@ -149,6 +149,17 @@ class AnomalyDetector:
     ``calibration_scores_``, ``stats_`` (the combined score's medians and IQRs), ``density_``
     (the latent mixture, or None), ``windowing_`` (series: window, stride, per-channel scaling),
     ``lambda_`` (robust: the sparse part's shrinkage).
+
+    Example:
+        >>> import aekit
+        >>> train, test = aekit.load_dataset("mnist-5k"), aekit.load_dataset("mnist-5k", "test")
+        >>> zeros = train.x.numpy()[train.y.numpy() == 0]  # the normal class
+        >>> det = aekit.AnomalyDetector(model="dense", epochs=3).fit(zeros)
+        >>> det.evaluate(test.x.numpy(), test.y.numpy() != 0)["auroc"] > 0.8
+        True
+        >>> labels = det.predict(test.x.numpy())  # +1 normal, -1 anomaly, as in scikit-learn
+        >>> bool((labels[test.y.numpy() == 0] == 1).mean() > 0.9)  # most test zeros pass as normal
+        True
     """
 
     def __init__(
@@ -443,7 +454,9 @@ def _resolve_score(score: str, model) -> str:
 
 
 def _dataset(X: ArrayDataset | np.ndarray) -> ArrayDataset:
-    if isinstance(X, ArrayDataset):
+    from aekit.data.patches import PatchDataset
+
+    if isinstance(X, ArrayDataset | PatchDataset):  # patches: a fully convolutional detector
         return X
     x = np.asarray(X)
     if x.ndim == 2 and x.dtype != np.uint8 and x.dtype.kind in "fiu":  # features (N, F) or series (N, T)
@@ -501,3 +514,26 @@ def class_index(data: ArrayDataset, normal_class: str) -> int:
     if normal_class.isdigit() and int(normal_class) < max(len(names), int(data.y.max()) + 1):
         return int(normal_class)
     raise DataError(f"{data.name}: no class {normal_class!r} (classes: {', '.join(names) or 'numbered'})")
+
+
+def report_extras(directory: str | Path) -> list:
+    """The detector's report sections from the files ``detect fit`` wrote in ``directory``:
+    the ROC curve, the most and least anomalous inputs and the evaluation table, where present."""
+    from aekit.evaluation.summary import Extra
+
+    directory = Path(directory)
+    extras = [
+        Extra(title, png=(directory / file).read_bytes())
+        for file, title in (
+            ("roc.png", "ROC curve (detector)"),
+            ("extremes.png", "Most and least anomalous inputs (detector)"),
+            ("series.png", "The signal with its flagged spans (series detector)"),
+        )
+        if (directory / file).is_file()
+    ]
+    if (directory / "evaluation.json").is_file():
+        evaluation = json.loads((directory / "evaluation.json").read_text())
+        rows = [(k, v) for k, v in evaluation.items() if not isinstance(v, dict | list)]
+        rows += [(f"confusion {k}", v) for k, v in evaluation.get("confusion", {}).items()]
+        extras.append(Extra("Detector evaluation", rows=tuple(rows)))
+    return extras

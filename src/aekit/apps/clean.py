@@ -129,14 +129,15 @@ def _fmt(v: Any) -> str:
 
 
 def _write_table(path: Path, data: ArrayDataset, flagged, fixed, out: Path) -> Path:
-    from aekit.data.tabular import _has_header, _read_rows
+    from aekit.data.tabular import read_table
 
     if not path.is_file():
         raise DataError(f"{path}: clean writes tables back as CSV and needs the file itself")
-    lines = _read_rows(path)
-    header = None
-    if lines and _has_header(lines[0][1], [r for _, r in lines[1:]]):
-        header, lines = lines[0][1], lines[1:]
+    table = read_table(path)
+    default = tuple(f"column {i + 1}" for i in range(len(table.names)))
+    header = list(table.names) if table.names != default else None
+    rows = zip(*table.cells, strict=True)
+    lines = [(line, list(cells)) for line, cells in zip(table.lines, rows, strict=True)]
     if len(lines) != len(data):
         raise DataError(
             f"{path}: {len(lines)} rows in the file but {len(data)} were scored (rows with missing values "

@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from aekit.data.dataset import ArrayDataset, Scaling
-from aekit.data.tabular import _has_header, _is_missing, _number, _read_rows
+from aekit.data.tabular import _is_missing, _number, read_table
 from aekit.errors import DataError
 
 TIME_NAMES = ("time", "timestamp", "date", "datetime", "t")
@@ -179,21 +179,12 @@ def _read_one(path: Path) -> tuple[np.ndarray, tuple[str, ...] | None, tuple[str
         return a, None, tuple(f"channel {j + 1}" for j in range(a.shape[1])), None
     if suffix != ".csv":
         raise DataError(f"{path}: a series must be a .csv or .npy file")
-    lines = _read_rows(path)
-    if not lines:
-        raise DataError(f"{path}: the file is empty")
-    header = None
-    if _has_header(lines[0][1], [r for _, r in lines[1:]]):
-        header, lines = lines[0][1], lines[1:]
-    if not lines:
-        raise DataError(f"{path}: the file has a header but no rows")
-    width = len(header or lines[0][1])
-    for line, row in lines:
-        if len(row) != width:
-            raise DataError(f"{path}: row {line} has {len(row)} fields, expected {width}")
-    names = list(header or [f"channel {j + 1}" for j in range(width)])
-    time_col = next((j for j, n in enumerate(names) if header and n.strip().lower() in TIME_NAMES), None)
-    if time_col is None and width > 1 and all(_number(r[0]) is None for _, r in lines):
+    table = read_table(path)  # header detected; empty, header-only and ragged files are errors
+    names = list(table.names)
+    lines = list(zip(table.lines, zip(*table.cells, strict=True), strict=True))
+    width = len(names)
+    time_col = next((j for j, n in enumerate(names) if n.strip().lower() in TIME_NAMES), None)
+    if time_col is None and width > 1 and all(_number(c) is None for c in table.cells[0]):
         time_col = 0  # a first column of dates
     channels = [j for j in range(width) if j != time_col]
     if not channels:

@@ -54,6 +54,7 @@ class VAE(Autoencoder):
 
     config_class = VAEConfig
     generative = True
+    fully_convolutional = True  # arch="fcn": a code (B, latent_dim, H/s, W/s), N(0, I) at every position
     has_likelihood = True
 
     def __init__(self, config: VAEConfig) -> None:
@@ -123,7 +124,7 @@ class VAE(Autoencoder):
         z = mu + torch.randn_like(mu) * (0.5 * logvar).exp()
         out = self.logits(z, batch.y)
         rec = -self._log_px(batch.x, out).mean()
-        kl = kl_normal(mu, logvar).sum(1).mean()
+        kl = kl_normal(mu, logvar).flatten(1).sum(1).mean()
         beta = self.beta_now()
         with torch.no_grad():  # training: of the sampled reconstruction (free); evaluation: of the mean code
             x_hat = self._mean(out) if self.training else self.decode(mu, batch.y)
@@ -151,21 +152,29 @@ class VAE(Autoencoder):
         for _ in range(k):
             eps = torch.randn_like(mu)
             z = mu + eps * std
-            log_q = (-0.5 * eps.pow(2) - 0.5 * logvar - 0.5 * LOG_2PI).sum(1)
-            log_prior = (-0.5 * z.pow(2) - 0.5 * LOG_2PI).sum(1)
+            log_q = (-0.5 * eps.pow(2) - 0.5 * logvar - 0.5 * LOG_2PI).flatten(1).sum(1)
+            log_prior = (-0.5 * z.pow(2) - 0.5 * LOG_2PI).flatten(1).sum(1)
             terms.append(self.log_likelihood(x, z, y) + log_prior - log_q)
         return -(torch.logsumexp(torch.stack(terms), 0) - math.log(k))
 
     @torch.no_grad()
     def kl_per_dim(self, x: Tensor, y: Tensor | None = None) -> Tensor:
         """Mean KL per latent dimension over ``x``: near-zero dimensions are collapsed. Shape: (D,)."""
-        return kl_normal(*self.posterior(x, y)).mean(0)
+        kl = kl_normal(*self.posterior(x, y))
+        return kl.transpose(0, 1).flatten(1).mean(1)  # (B, D, ...) -> (D,): also over positions (fcn)
 
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator | None = None, y: Tensor | None = None) -> Tensor:
         """Decode ``n`` codes drawn from the prior N(0, I). Shape: -> (n, *input_shape)."""
         device = next(self.parameters()).device
-        z = torch.randn(n, self.config.latent_dim, generator=generator, device=device)
+        c = self.config
+        shape: tuple[int, ...] = (c.latent_dim,)
+        if c.arch == "fcn":  # a code of the training size: (latent_dim, H/s, W/s)
+            from aekit.models.fcn import total_stride
+
+            s = total_stride(c.channels)
+            shape = (c.latent_dim, -(-c.input_shape[1] // s), -(-c.input_shape[2] // s))
+        z = torch.randn(n, *shape, generator=generator, device=device)
         return self.decode(z, y)
 
 
@@ -182,6 +191,7 @@ class CVAE(VAE):
 
     config_class = CVAEConfig
     conditional = True
+    fully_convolutional = False
 
     def __init__(self, config: CVAEConfig) -> None:
         if config.num_classes < 1:
