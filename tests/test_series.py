@@ -185,3 +185,10 @@ def test_damaged_npy_series(tmp_path_factory, data):
         assert str(path) in str(e)
     else:
         assert np.isfinite(np.asarray(series.x)).all()
+
+
+def test_a_limit_keeps_the_first_steps_in_time_order(tmp_path):
+    np.save(tmp_path / "s.npy", np.arange(100.0))
+    data = aekit.load_dataset(f"series:{tmp_path / 's.npy'}", limit=30)
+    np.testing.assert_array_equal(np.asarray(data.x)[:, 0], np.arange(30.0))
+    assert data.series.lengths == (30,)
