@@ -444,7 +444,7 @@ def cmd_denoise(args: argparse.Namespace) -> int:
 
 
 DETECT_OPTIONS = ("model", "score", "device", "fpr", "percentile", "contamination", "epochs", "latent_dim")
-DETECT_OPTIONS += ("seed", "iw_samples", "lr", "batch_size")
+DETECT_OPTIONS += ("seed", "iw_samples", "lr", "batch_size", "window", "stride", "series_score", "robust")
 
 
 def cmd_detect_fit(args: argparse.Namespace) -> int:
@@ -535,6 +535,11 @@ def cmd_detect_score(args: argparse.Namespace) -> int:
                 normal = class_index(data, args.normal_class)  # a wrong class fails before the work
         scores = det.anomaly_score(data, progress=not args.quiet)
     flagged = scores > det.threshold_
+    if data.series is not None:  # one row per time step, and the signal with its flagged spans
+        from aekit.apps.series import write_scores as write_series_scores
+
+        print(write_series_scores(det, data, scores, output, figure=args.figures))
+        return 0
     write_scores(output, scores, flagged, data, force=args.force)
     print(f"scored {len(data)} samples: {int(flagged.sum())} flagged as anomalies -> {output}")
     if normal is not None:
@@ -543,6 +548,18 @@ def cmd_detect_score(args: argparse.Namespace) -> int:
         if args.figures:
             written = [str(output.parent / f) for f in detect.FIGURES if (output.parent / f).exists()]
             print(f"wrote {', '.join(written)}")
+    return 0
+
+
+def cmd_detect_clean(args: argparse.Namespace) -> int:
+    from aekit.apps.anomaly import AnomalyDetector
+    from aekit.apps.clean import clean
+
+    det = AnomalyDetector.load(args.detector, device=args.device)
+    data = det.run_.load_data(args.input, args.split)
+    result = clean(det, data, args.output, repair=args.repair, source=args.input)
+    if not args.quiet:
+        print(result.summary())
     return 0
 
 
@@ -833,7 +850,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="cpu")
     p.add_argument("--tile", type=_count, help="fully convolutional runs: process large images in NxN tiles")
     p = sub.add_parser("detect", help="anomaly detection: fit a detector, score data")
-    dsub = p.add_subparsers(dest="detect_command", required=True, metavar="fit|score")
+    dsub = p.add_subparsers(dest="detect_command", required=True, metavar="fit|score|clean")
     p = dsub.add_parser("fit", help="train a detector on normal data and calibrate its threshold")
     p.add_argument("--data", default="mnist-5k", help="dataset name, scheme:PATH or path")
     p.add_argument("--normal-class", help="train on this class only (name or index); test on all")
@@ -854,6 +871,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--id-column", help=ID_HELP)
     p.add_argument("--test-limit", type=_count, help="evaluate on N test samples (drawn as --limit)")
     p.add_argument("--patch", type=_count, help="images of any size: a fully convolutional model on patches")
+    p.add_argument("--window", type=_count, help="series: steps per window (default: the dominant period)")
+    p.add_argument("--stride", type=_count, help="series: steps between scoring windows (default window/8)")
+    p.add_argument(
+        "--robust", choices=("l1", "l21"), help="robust autoencoder for contaminated training data"
+    )
+    p.add_argument(
+        "--series-score", choices=("window", "step"), help="series: window (default) or step error"
+    )
     p.add_argument("--device", default="auto")
     p.add_argument("--quiet", action="store_true")
     p = dsub.add_parser("score", help="score samples with a detector; write a CSV")
@@ -870,6 +895,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true")
     p.add_argument("--maps", metavar="DIR", help="fully convolutional detectors: a heat map PNG per image")
     p.add_argument("--tile", type=_count, help="fully convolutional detectors: large images in NxN tiles")
+    p = dsub.add_parser("clean", help="write the data without its anomalies (or repaired) to a new folder")
+    p.add_argument("detector")
+    p.add_argument("input", help="dataset name, scheme:PATH or path (images, .npy, CSV, series:PATH)")
+    _add_output(p, "output", "a new folder: the cleaned data and removed.csv")
+    p.add_argument("--repair", action="store_true", help="replace anomalous values by the reconstruction")
+    p.add_argument("--split", default="train", choices=("train", "test"), help="for named datasets")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--quiet", action="store_true")
     p = sub.add_parser("compress", help="compress images to an .aek file with a codec run")
     p.add_argument("run")
     p.add_argument("input", help="dataset name, scheme:PATH or path (IDX, .npy, images)")
@@ -940,7 +973,9 @@ COMMANDS = {
     "evaluate": cmd_evaluate,
     "reconstruct": cmd_reconstruct,
     "denoise": cmd_denoise,
-    "detect": lambda args: {"fit": cmd_detect_fit, "score": cmd_detect_score}[args.detect_command](args),
+    "detect": lambda args: {"fit": cmd_detect_fit, "score": cmd_detect_score, "clean": cmd_detect_clean}[
+        args.detect_command
+    ](args),
     "compress": cmd_compress,
     "decompress": cmd_decompress,
     "generate": cmd_generate,

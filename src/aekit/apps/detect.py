@@ -97,6 +97,10 @@ def fit_and_save(
     det = AnomalyDetector(**(options or {}))
     det.fit(data, progress=progress)
     det.save(out)
+    if det.windowing_ is not None:  # series: draw series.png of the training data, say how it was cut
+        from aekit.apps.series import describe_fit
+
+        log(describe_fit(det, data, out))
     result = FitResult(det, out, normal=normal)
     if normal is not None and data_name in SOURCES:
         result.test = load_dataset(data_name, "test", limit=test_limit)
