@@ -128,6 +128,7 @@ REACH = {  # library module -> the commands that can print its messages (declare
     "data/images.py": ["train"],
     "models/fcn.py": ["train"],
     "training/tracking.py": ["train"],
+    "apps/series.py": ["detect fit"],
 }
 CLI_PARSER_BUILDERS = {  # help texts
     "build_parser",

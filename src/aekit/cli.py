@@ -508,11 +508,12 @@ def cmd_detect_score(args: argparse.Namespace) -> int:
     output = new_output(args.output, args.force)  # every output is checked before the work
     if output.suffix.lower() != ".csv":
         raise ConfigError(f"{output}: scores are written as CSV; name the output *.csv")
-    if args.figures and args.normal_class is None:
-        raise ConfigError("--figures draws the ROC curve against labels: give --normal-class too")
-    if args.figures:
-        detect.check_figures(output.parent, args.force)
     det = AnomalyDetector.load(args.detector, device=args.device)
+    series = det.windowing_ is not None  # series detectors: --figures draws the signal and its spans
+    if args.figures and args.normal_class is None and not series:
+        raise ConfigError("--figures draws the ROC curve against labels: give --normal-class too")
+    if args.figures and not series:
+        detect.check_figures(output.parent, args.force)
     from aekit.apps.images import load_images, takes_any_size
 
     normal = None
@@ -888,7 +889,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_options(p)
     p.add_argument("--normal-class", help="labels present: print AUROC etc. with this class as normal")
     p.add_argument(
-        "--figures", action="store_true", help="with --normal-class: roc.png and extremes.png beside the CSV"
+        "--figures",
+        action="store_true",
+        help="with --normal-class: roc.png and extremes.png beside the CSV; series detectors: series.png",
     )
     p.add_argument("--force", action="store_true", help="replace the CSV and figures if they exist")
     p.add_argument("--device", default="cpu")
