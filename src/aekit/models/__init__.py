@@ -1,6 +1,18 @@
 """Models: import this package and every model file has registered itself in :data:`MODELS`."""
 
-from aekit.models import aae, autoencoder, codec, music, regularized, tabular, vae, vqvae  # noqa: F401  (each registers)
+from aekit.models import (  # noqa: F401  (each registers)
+    aae,
+    autoencoder,
+    codec,
+    iwae,
+    music,
+    regularized,
+    tabular,
+    tcvae,
+    vae,
+    vampprior,
+    vqvae,
+)
 from aekit.models.base import Autoencoder, Output
 from aekit.models.registry import MODELS, ModelSpec, build_model, get_spec, register_model
 

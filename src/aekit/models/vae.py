@@ -113,6 +113,11 @@ class VAE(Autoencoder):
         s = self.config.decoder_std
         return (-0.5 * ((x - out) / s).pow(2) - math.log(s) - 0.5 * LOG_2PI).flatten(1).sum(1)
 
+    def kl_term(self, mu: Tensor, logvar: Tensor, z: Tensor) -> Tensor:
+        """KL(q(z|x) || p(z)) per sample: the closed form for N(0, I); models with another prior
+        override it (``z`` is the posterior draw, for a one-sample estimate). Shape: (B, D) -> (B,)."""
+        return kl_normal(mu, logvar).sum(1)
+
     def beta_now(self) -> float:
         warm = self.config.kl_warmup_steps
         return self.config.beta * (min(1.0, float(self.steps) / warm) if warm > 0 else 1.0)
@@ -122,7 +127,7 @@ class VAE(Autoencoder):
         z = mu + torch.randn_like(mu) * (0.5 * logvar).exp()
         out = self.logits(z, batch.y)
         rec = -self._log_px(batch.x, out).mean()
-        kl = kl_normal(mu, logvar).sum(1).mean()
+        kl = self.kl_term(mu, logvar, z).mean()
         beta = self.beta_now()
         with torch.no_grad():  # training: of the sampled reconstruction (free); evaluation: of the mean code
             x_hat = self._mean(out) if self.training else self.decode(mu, batch.y)
@@ -137,6 +142,32 @@ class VAE(Autoencoder):
             "mse": mse,
         }
 
+    def log_prior(self, z: Tensor) -> Tensor:
+        """log p(z) of the prior, N(0, I) here. Shape: (..., D) -> (...)."""
+        return (-0.5 * z.pow(2) - 0.5 * LOG_2PI).sum(-1)
+
+    def prior_sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
+        """``n`` codes drawn from the prior. Shape: -> (n, D)."""
+        device = next(self.parameters()).device
+        return torch.randn(n, self.config.latent_dim, generator=generator, device=device)
+
+    def log_weights(self, x: Tensor, y: Tensor | None = None, k: int = 1) -> Tensor:
+        """log p(x, z_k) - log q(z_k|x) for ``k`` reparameterised draws z_k ~ q(z|x) (differentiable).
+
+        The IWAE bound is ``logsumexp(w, 0) - log k``; ``k = 1`` gives the ELBO's one-sample estimate.
+
+        Shape:
+            x: (B, *input_shape) -> (k, B)
+        """
+        mu, logvar = self.posterior(x, y)
+        eps = torch.randn(k, *mu.shape, dtype=mu.dtype, device=mu.device)
+        z = mu + eps * (0.5 * logvar).exp()  # (k, B, D)
+        log_q = (-0.5 * eps.pow(2) - 0.5 * logvar - 0.5 * LOG_2PI).sum(-1)
+        xs = x.expand(k, *x.shape).flatten(0, 1)
+        ys = None if y is None else y.expand(k, *y.shape).flatten(0, 1)
+        log_px = self._log_px(xs, self.logits(z.flatten(0, 1), ys)).view(k, -1)
+        return log_px + self.log_prior(z) - log_q
+
     @torch.no_grad()
     def nll(self, x: Tensor, y: Tensor | None = None, k: int = 50) -> Tensor:
         """Importance-weighted estimate of -log p(x) in nats (Burda et al. 2016), ``k`` samples.
@@ -144,16 +175,9 @@ class VAE(Autoencoder):
         Shape:
             x: (B, *input_shape) -> (B,)
         """
-        mu, logvar = self.posterior(x, y)
-        std = (0.5 * logvar).exp()
-        terms = []
-        for _ in range(k):
-            eps = torch.randn_like(mu)
-            z = mu + eps * std
-            log_q = (-0.5 * eps.pow(2) - 0.5 * logvar - 0.5 * LOG_2PI).sum(1)
-            log_prior = (-0.5 * z.pow(2) - 0.5 * LOG_2PI).sum(1)
-            terms.append(self.log_likelihood(x, z, y) + log_prior - log_q)
-        return -(torch.logsumexp(torch.stack(terms), 0) - math.log(k))
+        chunk = max(1, 25_000 // max(len(x), 1))  # decoder calls of at most ~25k rows
+        w = torch.cat([self.log_weights(x, y, min(chunk, k - i)) for i in range(0, k, chunk)])
+        return -(torch.logsumexp(w, 0) - math.log(k))
 
     @torch.no_grad()
     def kl_per_dim(self, x: Tensor, y: Tensor | None = None) -> Tensor:
@@ -162,10 +186,8 @@ class VAE(Autoencoder):
 
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator | None = None, y: Tensor | None = None) -> Tensor:
-        """Decode ``n`` codes drawn from the prior N(0, I). Shape: -> (n, *input_shape)."""
-        device = next(self.parameters()).device
-        z = torch.randn(n, self.config.latent_dim, generator=generator, device=device)
-        return self.decode(z, y)
+        """Decode ``n`` codes drawn from the prior (:meth:`prior_sample`). Shape: -> (n, *input_shape)."""
+        return self.decode(self.prior_sample(n, generator), y)
 
 
 @dataclass(frozen=True)
