@@ -31,7 +31,7 @@ def log_normal(z: Tensor, mu: Tensor, logvar: Tensor) -> Tensor:
 
 @register_model("vampprior")
 class VampPriorVAE(VAE):
-    """VAE whose prior is a mixture of posteriors at learned pseudo-inputs (VampPrior, Tomczak & Welling 2018)."""
+    """VAE whose prior mixes the posteriors of learned pseudo-inputs (VampPrior, Tomczak & Welling 2018)."""
 
     config_class = VampPriorConfig
 
