@@ -432,6 +432,10 @@ def cmd_generate(args: argparse.Namespace) -> int:
         a, b = (run.load_data(p) for p in args.interpolate)
         images, nrow = generate.interpolate(run, a, b, args.steps), args.steps
         what = f"{args.steps} images between {args.interpolate[0]} and {args.interpolate[1]}"
+    elif args.attribute is not None:
+        rows = min(args.n, 16)
+        images = generate.attribute_grid(run, args.attribute, args.strength, rows, args.steps)
+        nrow, what = args.steps, f"{rows} rows moved towards {args.attribute!r} (0 to {args.strength:g})"
     elif args.grid:
         images, nrow = generate.latent_grid(run, args.per_side, label=args.label), args.per_side
         what = f"the {args.per_side}x{args.per_side} latent grid"
@@ -626,6 +630,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--interpolate", nargs=2, metavar=("A", "B"), help="walk between two images")
     p.add_argument("--steps", type=_count, default=10, help="images along --interpolate")
     p.add_argument("--grid", action="store_true", help="decode a grid over a 2-D latent space")
+    p.add_argument("--attribute", metavar="LABEL", help="move codes along class LABEL's mean code difference")
+    p.add_argument("--strength", type=float, default=2.0, help="--attribute: the last column's step")
     p.add_argument("--per-side", type=_count, default=15, help="grid size for --grid")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--metric", action="store_true", help="Fréchet distance and label spread of the samples")

@@ -1,4 +1,4 @@
-"""Images from the latent space: samples, interpolations and the 2-D latent manifold.
+"""Images from the latent space: samples, interpolations, the 2-D latent manifold, attribute vectors.
 
 Generative models (VAE, CVAE, AAE) sample their own prior. Every other model (VQ-VAE, dense,
 conv...) gets a learned prior over its codes: a Gaussian mixture fitted to the codes of its
@@ -23,6 +23,13 @@ CODE_PRIOR = "code_prior.safetensors"
 PRIOR_SAMPLES = 20000  # training codes the mixture is fitted to
 
 
+def _class_index(run: Run, label: str | int, classes: list[str], k: int) -> int:
+    index = classes.index(str(label)) if str(label) in classes else int(label) if str(label).isdigit() else -1
+    if not 0 <= index < k:
+        raise ConfigError(f"no class {label!r} (classes: {', '.join(classes) or f'0 to {k - 1}'})")
+    return index
+
+
 def _labels(run: Run, n: int, label: str | int | None) -> torch.Tensor | None:
     model = run.model
     if not getattr(model, "conditional", False):
@@ -33,10 +40,7 @@ def _labels(run: Run, n: int, label: str | int | None) -> torch.Tensor | None:
     k = model.config.num_classes
     if label is None:
         return torch.arange(n, device=run.device) % k
-    index = classes.index(str(label)) if str(label) in classes else int(label) if str(label).isdigit() else -1
-    if not 0 <= index < k:
-        raise ConfigError(f"no class {label!r} (classes: {', '.join(classes) or f'0 to {k - 1}'})")
-    return torch.full((n,), index, device=run.device)
+    return torch.full((n,), _class_index(run, label, classes, k), device=run.device)
 
 
 def code_prior(run: Run, data: ArrayDataset | None = None, components: int = 10):
@@ -124,6 +128,65 @@ def latent_grid(run: Run, per_side: int = 15, span: float = 2.5, label=None) -> 
     gy, gx = torch.meshgrid(axes[1].flip(0), axes[0], indexing="ij")
     z = torch.stack([gx.flatten(), gy.flatten()], 1)
     return decode_codes(run, z, _labels(run, len(z), label))
+
+
+@torch.no_grad()
+def attribute_vector(run: Run, label: str | int, data: ArrayDataset | None = None) -> torch.Tensor:
+    """The mean code of class ``label`` minus the mean code of every other class (the "smile vector").
+
+    ``data`` is labelled data in the run's format (default: up to 20,000 of its training samples).
+
+    Shape:
+        -> (latent_dim,)
+    """
+    if data is None:
+        from aekit.data.sources import load_dataset
+
+        data = load_dataset(run.config.data.source, "train", limit=PRIOR_SAMPLES)
+    if data.y is None:
+        raise ConfigError(f"{data.name}: --attribute needs labelled data; these samples have no labels")
+    y = data.y.long()
+    index = _class_index(run, label, list(data.classes or []), int(y.max()) + 1)
+    inside = y == index
+    if inside.all() or not inside.any():
+        raise ConfigError(f"{data.name}: --attribute needs samples of class {label!r} and of other classes")
+    codes = torch.from_numpy(run.encode(data)).float()
+    return codes[inside].mean(0) - codes[~inside].mean(0)
+
+
+@torch.no_grad()
+def attribute_grid(
+    run: Run,
+    label: str | int,
+    strength: float = 1.0,
+    rows: int = 8,
+    columns: int = 8,
+    data: ArrayDataset | None = None,
+    start: ArrayDataset | None = None,
+) -> np.ndarray:
+    """Codes moved along :func:`attribute_vector`: a grid, one start image a row, ``columns`` steps
+    from strength 0 (its own reconstruction) to ``strength`` (negative: away from the class).
+
+    ``start``: the images of the rows (default: the first ``rows`` test samples not of that class).
+
+    Shape:
+        -> (rows * columns, *input_shape), row by row.
+    """
+    if columns < 2 or rows < 1:
+        raise ConfigError("--attribute needs at least 1 row and 2 steps")
+    if getattr(run.model, "conditional", False):
+        raise ConfigError(f"--attribute moves the codes of unconditional models; {run.config.model!r} is not")
+    vector = attribute_vector(run, label, data).to(run.device)
+    if start is None:
+        test = run.load_data(run.config.data.source, "test")
+        y = test.y.long() if test.y is not None else None
+        index = _class_index(run, label, list(test.classes or []), int(y.max()) + 1) if y is not None else -1
+        keep = torch.arange(len(test)) if y is None else torch.nonzero(y != index).flatten()
+        start = test.subset(keep[:rows])
+    z = torch.from_numpy(run.encode(start)).float().to(run.device)  # (rows, D)
+    t = torch.linspace(0, strength, columns, device=run.device)
+    moved = z[:, None, :] + t[None, :, None] * vector  # (rows, columns, D)
+    return decode_codes(run, moved.flatten(0, 1))
 
 
 def save_images(path: str | Path, images: np.ndarray, nrow: int, force: bool = False) -> Path:
