@@ -475,9 +475,9 @@ def _generate_music(run, args: argparse.Namespace) -> int:
         sequences = generate.music_interpolate(run, *args.interpolate, steps=args.steps)
         what = f"{len(sequences)} steps from {args.interpolate[0]} to {args.interpolate[1]}"
     else:
-        sequences = generate.music_samples(run, args.n, seed=args.seed, temperature=args.temperature)
+        sequences = generate.music_samples(run, args.n, args.seed, args.temperature, bars=args.bars)
         what = f"{len(sequences)} pieces"
-    folder = generate.save_music(args.output, sequences, force=args.force)
+    folder = generate.save_music(args.output, sequences, args.force, tempo=args.tempo, program=args.program)
     print(f"wrote {what} to {folder}/ (.mid and piano-roll .png each)")
     return 0
 
@@ -637,6 +637,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--metric", action="store_true", help="Fréchet distance and label spread of the samples")
     p.add_argument("--music", action="store_true", help="music models: write .mid files (and piano rolls)")
     p.add_argument("--temperature", type=float, default=0.0, help="music: 0 greedy, above 0 sampled")
+    p.add_argument("--bars", type=_count, help="music: the length (any, for --model music-conductor)")
+    p.add_argument("--tempo", type=float, default=100.0, help="music: beats per minute of the MIDI files")
+    p.add_argument("--program", type=int, default=0, help="music: General MIDI instrument 0-127 (0 piano)")
     p.add_argument("--force", action="store_true")
     p.add_argument("--device", default="cpu")
     p = sub.add_parser("embed", help="write the latent codes of data (ids and labels carried over)")

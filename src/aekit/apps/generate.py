@@ -206,12 +206,33 @@ def save_images(path: str | Path, images: np.ndarray, nrow: int, force: bool = F
 
 
 @torch.no_grad()
-def music_samples(run: Run, n: int, seed: int = 0, temperature: float = 0.0) -> np.ndarray:
-    """``n`` token sequences from the prior: greedy decoding, or sampled with ``temperature``."""
+def music_samples(
+    run: Run, n: int, seed: int = 0, temperature: float = 0.0, bars: int | None = None
+) -> np.ndarray:
+    """``n`` token sequences from the prior: greedy decoding, or sampled with ``temperature``.
+
+    ``bars``: the length; a flat music VAE writes only the length it was trained on, the
+    conductor model (``music-conductor``) any number of bars.
+    """
+    from aekit.data.music import STEPS_PER_BAR
+
     if n < 1:
         raise ConfigError(f"the number of samples must be at least 1, not {n}")
+    if temperature < 0:
+        raise ConfigError(f"--temperature must be 0 (greedy) or more, not {temperature:g}")
+    model = run.model.eval()
+    trained = model.config.steps // STEPS_PER_BAR
     g = torch.Generator(run.device).manual_seed(seed)
-    return run.model.eval().sample(n, generator=g, temperature=temperature).cpu().numpy().astype(np.uint8)
+    if bars is None or bars == trained:
+        return model.sample(n, generator=g, temperature=temperature).cpu().numpy().astype(np.uint8)
+    if bars < 1 or not model.any_length:
+        raise ConfigError(
+            f"--bars {bars}: this {run.config.model!r} model writes {trained} bars "
+            "(train --model music-conductor for any length)"
+        )
+    z = torch.randn(n, model.config.latent_dim, generator=g, device=run.device)
+    tokens = model.decode(z, temperature=temperature, generator=g, bars=bars)
+    return tokens.cpu().numpy().astype(np.uint8)
 
 
 @torch.no_grad()
@@ -234,8 +255,13 @@ def music_interpolate(run: Run, a: str | Path, b: str | Path, steps: int = 8) ->
     return model.decode(ends[0] + t * (ends[1] - ends[0])).cpu().numpy().astype(np.uint8)
 
 
-def save_music(folder: str | Path, sequences: np.ndarray, force: bool = False) -> Path:
-    """Each sequence as ``NN.mid`` (playable) and ``NN.png`` (its piano roll) in ``folder``."""
+def save_music(
+    folder: str | Path, sequences: np.ndarray, force: bool = False, tempo: float = 100.0, program: int = 0
+) -> Path:
+    """Each sequence as ``NN.mid`` (playable; ``tempo`` in beats per minute, General MIDI ``program``)
+    and ``NN.png`` (its piano roll) in ``folder``."""
+    if not 0 <= program <= 127 or tempo <= 0:
+        raise ConfigError(f"--program must be 0-127 and --tempo positive, not {program} and {tempo:g}")
     from aekit.data.music import write_midi
     from aekit.report.figures import piano_roll, save_figure
 
@@ -244,6 +270,6 @@ def save_music(folder: str | Path, sequences: np.ndarray, force: bool = False) -
         raise ConfigError(f"{folder}: already exists and is not empty (pass --force to write into it)")
     folder.mkdir(parents=True, exist_ok=True)
     for i, seq in enumerate(sequences):
-        write_midi(folder / f"{i:02d}.mid", seq)
+        write_midi(folder / f"{i:02d}.mid", seq, tempo=tempo, program=program)
         save_figure(piano_roll(seq, title=f"{i:02d}"), folder / f"{i:02d}.png")
     return folder

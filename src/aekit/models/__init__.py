@@ -4,6 +4,7 @@ from aekit.models import (  # noqa: F401  (each registers)
     aae,
     autoencoder,
     codec,
+    conductor,
     iwae,
     music,
     regularized,
