@@ -140,7 +140,8 @@ def main() -> None:
     warm = Trainer(
         build_model("dense", input_shape=train.shape), TrainConfig(epochs=1, val_fraction=0, device="cpu")
     )
-    warm.fit(train.subset(torch.arange(min(2048, len(train)))))  # first-use costs (kernel set-up) are nobody's training time
+    # first-use costs (kernel set-up) are nobody's training time
+    warm.fit(train.subset(torch.arange(min(2048, len(train)))))
     cache = {} if args.fresh or not CACHE.is_file() else json.loads(CACHE.read_text())
     setting = f"{args.epochs}|{args.batch_size}|{args.lr}|{args.latent_dim}|{args.hidden}|{args.limit}"
 
