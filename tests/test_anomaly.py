@@ -71,8 +71,10 @@ def test_threshold_rules_and_their_checks():
     assert DetectorConfig(contamination=0.1).quantile == pytest.approx(0.9)
     with pytest.raises(ConfigError, match="one threshold rule"):
         DetectorConfig(fpr=0.01, percentile=99)
+    vague = AnomalyDetector(score="vibes")  # as in scikit-learn: stored as given, checked in fit
+    assert vague.get_params()["score"] == "vibes"
     with pytest.raises(ConfigError, match="score must be one of"):
-        AnomalyDetector(score="vibes")
+        vague.fit(_rows(50, 0))
     with pytest.raises(ConfigError, match="not fitted"):
         AnomalyDetector().predict(np.zeros((2, 4), np.float32))
     with pytest.raises(ConfigError, match="needs a model with a likelihood"):
@@ -85,7 +87,7 @@ def test_save_and_load_give_identical_scores(digit_detector, digit_data, tmp_pat
     assert not list(tmp_path.glob("det/*.pkl"))
     back = AnomalyDetector.load(tmp_path / "det")
     np.testing.assert_array_equal(back.anomaly_score(test), digit_detector.anomaly_score(test))
-    assert back.threshold_ == digit_detector.threshold_ and back.score_name == "combined"
+    assert back.threshold_ == digit_detector.threshold_ and back.score_ == "combined"
 
 
 def test_a_damaged_detector_is_refused_with_the_file_named(digit_detector, tmp_path):
@@ -103,7 +105,7 @@ def test_a_damaged_detector_is_refused_with_the_file_named(digit_detector, tmp_p
 def test_vae_scores_with_its_likelihood(digit_data):
     zeros, test = digit_data
     det = AnomalyDetector(model="vae", epochs=4, latent_dim=8, device="cpu", iw_samples=5).fit(zeros)
-    assert det.score_name == "nll"
+    assert det.score_ == "nll"
     scores = det.anomaly_score(test)
     assert scores.shape == (len(test),) and np.isfinite(scores).all()
     np.testing.assert_array_equal(scores, det.anomaly_score(test))  # seeded: the same twice
@@ -116,20 +118,20 @@ def test_csv_tables_numeric_and_categorical_and_missing_values_by_choice(tmp_pat
     det = AnomalyDetector(score="mse", epochs=2, latent_dim=3, device="cpu").fit(
         aekit.load_dataset(str(path))
     )
-    assert det.config.model == "dense"  # auto: dense for numeric tables
+    assert det.run_.config.model == "dense"  # auto: dense for numeric tables
     mixed = tmp_path / "mixed.csv"
     colours = ["red", "blue"] * 100
     mixed.write_text("size,colour\n" + "".join(f"{i % 7},{c}\n" for i, c in enumerate(colours)))
     det = AnomalyDetector(score="mse", epochs=2, latent_dim=2, device="cpu").fit(
         aekit.load_dataset(str(mixed))
     )
-    assert det.config.model == "tabular"  # categorical columns: one-hot, cross-entropy
+    assert det.run_.config.model == "tabular"  # categorical columns: one-hot, cross-entropy
     det.save(tmp_path / "det")
     new = tmp_path / "new.csv"
     new.write_text("size,colour\n3,red\n3,green\n")
     back = AnomalyDetector.load(tmp_path / "det")
     with pytest.raises(DataError, match="new.csv: row 3, column 'colour' holds 'green'"):
-        back.run.load_data(str(new))
+        back.run_.load_data(str(new))
     gap = tmp_path / "gap.csv"
     gap.write_text("a,b\n1.0,2.0\n,3.0\n")
     with pytest.raises(

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from aekit.data.batches import Batches
-from aekit.data.dataset import ArrayDataset, Scaling
+from aekit.data.dataset import ArrayDataset, DataInfo, Scaling
 from aekit.data.idx import read_idx, write_idx
 from aekit.errors import DataError
 
@@ -85,7 +85,9 @@ def test_numpy_input_becomes_a_tensor_without_changing_values():
     assert isinstance(data.x, torch.Tensor) and data.x.dtype == torch.uint8
     assert data.shape == (1, 2, 2) and data.is_image and len(data) == 3
     assert data.y.dtype == torch.int64 and data.y.tolist() == [0, 1, 0]
-    assert data.describe()["dtype"] == "uint8" and data.describe()["shape"] == [1, 2, 2]
+    info = data.describe()
+    assert info.dtype == "uint8" and info.shape == (1, 2, 2) and info.size == 3
+    assert DataInfo.from_dict(info.to_dict()) == info  # config.json round trip
     np.testing.assert_array_equal(data.x.numpy(), x)
 
 

@@ -6,8 +6,7 @@
 >>> run = aekit.load("runs/seed"); run.evaluate(aekit.load_dataset("fashion-mnist", "test"))
 """
 
-__version__ = "0.1.0"
-
+from aekit._version import __version__  # noqa: F401
 from aekit.api import Run, load, resume, train  # noqa: E402
 from aekit.apps.anomaly import AnomalyDetector  # noqa: E402
 from aekit.apps.codec import Codec  # noqa: E402

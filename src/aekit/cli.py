@@ -275,7 +275,7 @@ def cmd_detect_fit(args: argparse.Namespace) -> int:
     det = AnomalyDetector(model=args.model, score=args.score, device=args.device, **options)
     det.fit(data, progress=not args.quiet)
     det.save(out)
-    print(f"wrote {out} (score {det.score_name}, threshold {det.threshold_:.5g} for held-out normals)")
+    print(f"wrote {out} (score {det.score_}, threshold {det.threshold_:.5g} for held-out normals)")
     if normal is not None and args.data in SOURCES:
         test = aekit.load_dataset(args.data, "test", limit=args.test_limit)
         print(f"on {args.data} test ({len(test)} samples):")
@@ -284,8 +284,8 @@ def cmd_detect_fit(args: argparse.Namespace) -> int:
         atomic_write_json(out / "evaluation.json", {"data": args.data, "normal_class": normal, **summary})
     from aekit.report.html import REPORT, write_report
 
-    det.run.path = out
-    write_report([det.run], out / REPORT)
+    det.run_.path = out
+    write_report([det.run_], out / REPORT)
     return 0
 
 
@@ -300,7 +300,7 @@ def cmd_detect_score(args: argparse.Namespace) -> int:
     if output.suffix.lower() != ".csv":
         raise ConfigError(f"{output}: scores are written as CSV; name the output *.csv")
     det = AnomalyDetector.load(args.detector, device=args.device)
-    data = det.run.load_data(args.input, args.split, limit=args.limit)
+    data = det.run_.load_data(args.input, args.split, limit=args.limit)
     scores = det.anomaly_score(data, progress=not args.quiet)
     flagged = scores > det.threshold_
     buf = io.StringIO()

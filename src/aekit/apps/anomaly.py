@@ -37,17 +37,16 @@ from typing import Any
 import numpy as np
 import torch
 
-from aekit.api import Run, data_fields, load
-from aekit.config import resolve
 from aekit.data.batches import Batches
 from aekit.data.dataset import ArrayDataset
 from aekit.errors import CheckpointError, ConfigError, DataError
 from aekit.evaluation.density import fit_mixture, load_mixture, save_mixture
 from aekit.evaluation.metrics import ssim
 from aekit.fileio import atomic_write_json
-from aekit.models.registry import build_model
+from aekit.models.registry import get_spec
 from aekit.training import checkpoint
-from aekit.training.trainer import Trainer, resolve_device
+from aekit.training.run import configure, fit, load
+from aekit.training.trainer import resolve_device
 
 SCORES = ("auto", "mse", "ssim", "nll", "latent", "combined")
 DETECTOR = "detector.json"
@@ -103,27 +102,85 @@ class DetectorConfig:
         return 1 - (self.fpr if self.fpr is not None else 0.01)
 
 
+_PARAMS = tuple(f.name for f in dataclasses.fields(DetectorConfig))
+
+
 class AnomalyDetector:
     """An autoencoder trained on normal data, a score, and a threshold calibrated on held-out normals.
 
+    As in scikit-learn, ``__init__`` only stores its arguments (``get_params`` / ``set_params``
+    read and change them); ``fit`` validates them and learns the attributes that end in ``_``.
+
     Args:
         model: A registered model name (``conv``, ``dense``, ``vae``...); ``auto``: conv for images,
-            dense for tables.
+            tabular for tables with categorical columns, dense otherwise.
         score: See the module docstring; ``auto`` picks.
         fpr / percentile / contamination: The threshold rule (one of them; fpr 0.01 by default).
-        **options: Other :class:`DetectorConfig` fields (epochs, latent_dim, model_options...).
+        latent_dim, epochs, batch_size, lr, seed, device, model_options: Training settings.
+        calibration_fraction: The share of the normal data held out to calibrate the threshold.
+        mixture_components: Components of the Gaussian mixture for the ``latent`` score.
+        iw_samples: Importance samples for the ``nll`` score (0 or 1: a one-sample ELBO).
 
-    Attributes (after fit): ``run`` (the trained model), ``threshold_`` (on the anomaly score),
-    ``offset_`` (= -threshold_, scikit-learn's convention), ``calibration_scores_``.
+    Attributes (after fit): ``run_`` (the trained model), ``score_`` (the score in use),
+    ``threshold_`` (on the anomaly score), ``offset_`` (= -threshold_, scikit-learn's convention),
+    ``calibration_scores_``, ``stats_`` (the combined score's medians and IQRs), ``density_``
+    (the latent mixture, or None).
     """
 
-    def __init__(self, model: str = "auto", score: str = "auto", **options: Any) -> None:
-        self.config = DetectorConfig(model=model, score=score, **options)
-        self.run: Run | None = None
-        self.threshold_: float | None = None
-        self.calibration_scores_: np.ndarray | None = None
-        self._stats: dict[str, list[float]] = {}
-        self._gmm = None
+    def __init__(
+        self,
+        model: str = "auto",
+        score: str = "auto",
+        *,
+        latent_dim: int = 32,
+        fpr: float | None = None,
+        percentile: float | None = None,
+        contamination: float | None = None,
+        calibration_fraction: float = 0.2,
+        mixture_components: int = 5,
+        iw_samples: int = 0,
+        epochs: int = 20,
+        batch_size: int = 128,
+        lr: float = 2e-3,
+        seed: int = 0,
+        device: str = "auto",
+        model_options: dict[str, Any] | None = None,
+    ) -> None:
+        self.model = model
+        self.score = score
+        self.latent_dim = latent_dim
+        self.fpr = fpr
+        self.percentile = percentile
+        self.contamination = contamination
+        self.calibration_fraction = calibration_fraction
+        self.mixture_components = mixture_components
+        self.iw_samples = iw_samples
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.lr = lr
+        self.seed = seed
+        self.device = device
+        self.model_options = model_options
+
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        """The constructor's arguments, as scikit-learn's ``clone`` and grid searches expect."""
+        return {name: getattr(self, name) for name in _PARAMS}
+
+    def set_params(self, **params: Any) -> AnomalyDetector:
+        unknown = sorted(set(params) - set(_PARAMS))
+        if unknown:
+            raise ConfigError(
+                f"AnomalyDetector has no parameter {', '.join(unknown)} (known: {', '.join(_PARAMS)})"
+            )
+        for name, value in params.items():
+            setattr(self, name, value)
+        return self
+
+    def _settings(self) -> DetectorConfig:
+        """The parameters, validated (in ``fit``, never in ``__init__``)."""
+        params = self.get_params()
+        params["model_options"] = dict(params["model_options"] or {})
+        return DetectorConfig(**params)
 
     # --- scikit-learn's interface -------------------------------------------------------------------
     @property
@@ -132,41 +189,42 @@ class AnomalyDetector:
 
     def fit(self, X: ArrayDataset | np.ndarray, y: Any = None, progress: bool = False) -> AnomalyDetector:
         """Train on normal samples ``X`` and calibrate the threshold on a held-out share of them."""
-        c = self.config
+        c = self._settings()
         data = _dataset(X)
-        if c.model == "auto":
-            table = "tabular" if data.schema is not None and data.schema.blocks else "dense"
-            c = self.config = dataclasses.replace(c, model="conv" if data.is_image else table)
         fit_set, calibration = data.split(c.calibration_fraction, seed=c.seed)
-        layers = [
-            {
-                "model": {"name": c.model, "latent_dim": c.latent_dim, **c.model_options},
-                "data": {"source": data.name},
-                "train": {"epochs": c.epochs, "batch_size": c.batch_size, "lr": c.lr, "seed": c.seed},
-            }
-        ]
-        config = resolve(
-            layers,
-            input_shape=data.shape,
-            num_classes=len(data.classes or ()) or None,
-            data_fields=data_fields(data),
-        )
-        torch.manual_seed(c.seed)
-        model = build_model(config.model, config.model_config)
-        train_cfg = dataclasses.replace(config.train, val_fraction=0.0, schedule="onecycle", device=c.device)
+        layer = {
+            "model": {
+                "name": None if c.model == "auto" else c.model,
+                "latent_dim": c.latent_dim,
+                **c.model_options,
+            },
+            "data": {"source": data.name},
+            "train": {
+                "epochs": c.epochs,
+                "batch_size": c.batch_size,
+                "lr": c.lr,
+                "seed": c.seed,
+                "val_fraction": 0.0,
+                "schedule": "onecycle",
+                "device": c.device,
+            },
+        }
         from aekit.training.callbacks import ProgressBar
 
-        trainer = Trainer(model, train_cfg, [ProgressBar(progress)])
-        trainer.fit(fit_set)
-        self.run = Run(config, data.describe(), trainer.model.eval(), None, trainer.history)
-        if self.score_name in ("latent", "combined"):
-            codes = self.run.encode(fit_set)
-            self._gmm = fit_mixture(codes, c.mixture_components, c.seed)  # float64: scores repeat after load
-        if self.score_name == "combined":
-            parts = self._parts(calibration)
-            for name, values in parts.items():
+        config = configure([layer], fit_set, images="conv")
+        score = _resolve_score(c.score, get_spec(config.model).cls)  # before training: fail early
+        self.run_ = fit(fit_set, config, [ProgressBar(progress)])
+        self.score_ = score
+        self.density_ = None
+        self.stats_ = {}
+        self.threshold_ = None
+        if self.score_ in ("latent", "combined"):
+            codes = self.run_.encode(fit_set).reshape(len(fit_set), -1)
+            self.density_ = fit_mixture(codes, c.mixture_components, c.seed)  # float64: scores repeat
+        if self.score_ == "combined":
+            for name, values in self._parts(calibration).items():
                 q25, q50, q75 = np.percentile(values, [25, 50, 75])
-                self._stats[name] = [float(q50), float(max(q75 - q25, 1e-12))]
+                self.stats_[name] = [float(q50), float(max(q75 - q25, 1e-12))]
         self.calibration_scores_ = self.anomaly_score(calibration)
         self.threshold_ = float(np.quantile(self.calibration_scores_, c.quantile, method="higher"))
         return self
@@ -184,42 +242,28 @@ class AnomalyDetector:
         return np.where(self.anomaly_score(X) > self._fitted().threshold_, -1, 1)
 
     # --- scores -------------------------------------------------------------------------------------
-    @property
-    def score_name(self) -> str:
-        """The score in use (``auto`` resolved for the model)."""
-        if self.config.score != "auto":
-            return self.config.score
-        from aekit.models import MODELS
-
-        family = MODELS[self.config.model].cls if self.config.model in MODELS else None
-        return "nll" if family is not None and hasattr(family, "nll") else "combined"
-
     def anomaly_score(self, X: ArrayDataset | np.ndarray, progress: bool = False) -> np.ndarray:
         """One score per sample, higher = more anomalous. Shape: (N,)."""
         parts = self._parts(X, progress)
-        if self.score_name != "combined":
-            return parts[self.score_name]
-        return np.mean([(parts[k] - m) / s for k, (m, s) in self._stats.items()], axis=0)
+        if self.score_ != "combined":
+            return parts[self.score_]
+        return np.mean([(parts[k] - m) / s for k, (m, s) in self.stats_.items()], axis=0)
 
     def reconstruct(self, X: ArrayDataset | np.ndarray) -> np.ndarray:
-        return self._fitted().run.reconstruct(_dataset(X))
+        return self._fitted().run_.reconstruct(_dataset(X))
 
     def _parts(self, X: ArrayDataset | np.ndarray, progress: bool = False) -> dict[str, np.ndarray]:
-        run = self._fitted(calibrating=True).run
+        run = self._fitted(calibrating=True).run_
         data = run.prepare(_dataset(X))
-        name = self.score_name
+        name = self.score_
         want = {"mse", "latent"} if name == "combined" else {name}
         out: dict[str, list[np.ndarray]] = {k: [] for k in want}
         model = run.model.eval()
-        if "nll" in want and not hasattr(model, "nll"):
-            raise ConfigError(
-                f"score 'nll' needs a model with a likelihood (vae, cvae), not {self.config.model!r}"
-            )
         if "ssim" in want and not data.is_image:
             raise ConfigError("score 'ssim' needs images; use mse for tables")
         from tqdm.auto import tqdm
 
-        torch.manual_seed(self.config.seed)  # nll samples: fixed, so that scores repeat
+        torch.manual_seed(self.seed)  # nll samples: fixed, so that scores repeat
         with torch.no_grad():
             for b in tqdm(Batches(data, 1024, device=run.device), disable=not progress, leave=False):
                 if "mse" in want or "ssim" in want:
@@ -229,17 +273,17 @@ class AnomalyDetector:
                     if "ssim" in want:
                         out["ssim"].append((1 - ssim(b.x, x_hat)).cpu().numpy())
                 if "nll" in want:
-                    k = max(1, self.config.iw_samples)  # k = 1: a one-sample negative ELBO
+                    k = max(1, self.iw_samples)  # k = 1: a one-sample negative ELBO
                     out["nll"].append(model.nll(b.x, b.y, k=k).cpu().numpy())
                 if "latent" in want:
-                    out["latent"].append(model.encode(b.x, b.y).float().cpu().numpy())
+                    out["latent"].append(model.encode(b.x, b.y).flatten(1).float().cpu().numpy())
         result = {k: np.concatenate(v).astype(np.float64) for k, v in out.items()}
         if "latent" in result:
-            result["latent"] = -self._gmm.score_samples(result["latent"])
+            result["latent"] = -self.density_.score_samples(result["latent"])
         return result
 
     def _fitted(self, calibrating: bool = False) -> AnomalyDetector:
-        if self.run is None or (self.threshold_ is None and not calibrating):
+        if getattr(self, "run_", None) is None or (self.threshold_ is None and not calibrating):
             raise ConfigError("this AnomalyDetector is not fitted yet: call fit(X) first")
         return self
 
@@ -271,15 +315,15 @@ class AnomalyDetector:
         self._fitted()
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
-        checkpoint.write_config(directory, self.run.config, self.run.dataset)
-        checkpoint.save_weights(directory, self.run.model)
-        if self._gmm is not None:
-            save_mixture(self._gmm, directory / DENSITY)
+        checkpoint.write_config(directory, self.run_.config, self.run_.dataset)
+        checkpoint.save_weights(directory, self.run_.model)
+        if self.density_ is not None:
+            save_mixture(self.density_, directory / DENSITY)
         state = {
-            "config": dataclasses.asdict(self.config),
-            "score": self.score_name,
+            "config": dataclasses.asdict(self._settings()),
+            "score": self.score_,
             "threshold": self.threshold_,
-            "stats": self._stats,
+            "stats": self.stats_,
             "calibration_scores": self.calibration_scores_.tolist(),
         }
         atomic_write_json(directory / DETECTOR, state)
@@ -292,21 +336,38 @@ class AnomalyDetector:
         path = directory / DETECTOR
         try:
             state = json.loads(path.read_text(encoding="utf-8"))
-            config = DetectorConfig(**{**state["config"], "device": device})
-            det = cls.__new__(cls)
-            det.config = config
+            params = {**state["config"], "device": device}
+            det = cls(**{k: v for k, v in params.items() if k in _PARAMS})
+            det._settings()  # the stored parameters are valid
+            det.score_ = str(state["score"])
             det.threshold_ = float(state["threshold"])
-            det._stats = {k: [float(v[0]), float(v[1])] for k, v in state.get("stats", {}).items()}
+            det.stats_ = {k: [float(v[0]), float(v[1])] for k, v in state.get("stats", {}).items()}
             det.calibration_scores_ = np.asarray(state["calibration_scores"], dtype=np.float64)
         except FileNotFoundError:
             raise CheckpointError(f"{path}: missing (is {directory} a detector directory?)") from None
         except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError, ValueError) as e:
             raise CheckpointError(f"{path}: not a valid detector file ({type(e).__name__}: {e})") from None
-        det.run = load(directory, device=str(resolve_device(device)))
-        det._gmm = None
-        if det.score_name in ("latent", "combined"):
-            det._gmm = load_mixture(directory / DENSITY)
+        except ConfigError as e:
+            raise CheckpointError(f"{path}: not a valid detector file ({e})") from None
+        if det.score_ not in SCORES[1:]:
+            raise CheckpointError(f"{path}: unknown score {det.score_!r}")
+        det.run_ = load(directory, device=str(resolve_device(device)))
+        det.density_ = None
+        if det.score_ in ("latent", "combined"):
+            det.density_ = load_mixture(directory / DENSITY)
         return det
+
+
+def _resolve_score(score: str, model) -> str:
+    """``auto`` -> ``nll`` for models with a likelihood, ``combined`` otherwise; a score the model
+    cannot give is an error."""
+    if score == "auto":
+        return "nll" if model.has_likelihood else "combined"
+    if score == "nll" and not model.has_likelihood:
+        raise ConfigError(
+            f"score 'nll' needs a model with a likelihood (vae, cvae), not {model.model_name!r}"
+        )
+    return score
 
 
 def _dataset(X: ArrayDataset | np.ndarray) -> ArrayDataset:
@@ -321,13 +382,13 @@ def extremes_figure(det: AnomalyDetector, data: ArrayDataset, scores: np.ndarray
     """The ``n`` most and least anomalous images, each above its reconstruction."""
     from aekit.report.figures import comparison_grid
 
-    data = det.run.prepare(data)
+    data = det.run_.prepare(data)
     order = np.argsort(scores)
     most, least = order[::-1][:n].copy(), order[:n].copy()
     rows = []
     for label, idx in (("most anomalous", most), ("least anomalous", least)):
         x = data.subset(idx).take(torch.arange(len(idx)))[0].numpy()
-        rows += [(label, x), ("reconstruction", det.run.reconstruct(data.subset(idx)))]
+        rows += [(label, x), ("reconstruction", det.run_.reconstruct(data.subset(idx)))]
     return comparison_grid(rows, n)
 
 

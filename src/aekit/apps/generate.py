@@ -36,7 +36,7 @@ def _labels(run: Run, n: int, label: str | int | None) -> torch.Tensor | None:
         if label is not None:
             raise ConfigError(f"--label needs a conditional model (cvae); {run.config.model!r} is not")
         return None
-    classes = list(run.dataset.get("classes") or [])
+    classes = list(run.dataset.classes or [])
     k = model.config.num_classes
     if label is None:
         return torch.arange(n, device=run.device) % k
@@ -62,7 +62,7 @@ def code_prior(run: Run, data: ArrayDataset | None = None, components: int = 10)
 @torch.no_grad()
 def decode_codes(run: Run, z: torch.Tensor, y: torch.Tensor | None = None) -> np.ndarray:
     model = run.model.eval()
-    if hasattr(model, "quantize") and hasattr(model, "codebook"):  # VQ: onto the codebook
+    if model.has_codebook:  # VQ: onto the codebook
         z = model.quantize(z)[0]
     return model.decode(z.to(run.device), y).float().cpu().numpy()
 

@@ -15,9 +15,8 @@ import torch
 from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from aekit.config import TrainConfig, resolve
-from aekit.models.registry import build_model
-from aekit.training.trainer import Trainer
+from aekit.data.dataset import ArrayDataset
+from aekit.training.run import configure, fit
 
 
 class AutoencoderTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
@@ -71,21 +70,17 @@ class AutoencoderTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
             "output_activation": "none",  # scaled columns may leave [0, 1] on new data
             **(self.model_options or {}),
         }
-        config = resolve([{"model": settings}], input_shape=(X.shape[1],))
-        torch.manual_seed(self.random_state)
-        self.model_ = build_model(config.model, config.model_config)
-        train = TrainConfig(
-            epochs=self.epochs,
-            batch_size=min(self.batch_size, len(X)),
-            lr=self.lr,
-            schedule="onecycle",
-            val_fraction=0.0,
-            seed=self.random_state,
-            device="cpu",
-        )
-        from aekit.data.dataset import ArrayDataset
-
-        Trainer(self.model_, train).fit(ArrayDataset(x, name="X"))
+        train = {
+            "epochs": self.epochs,
+            "batch_size": min(self.batch_size, len(X)),
+            "lr": self.lr,
+            "schedule": "onecycle",
+            "val_fraction": 0.0,
+            "seed": self.random_state,
+            "device": "cpu",
+        }
+        data = ArrayDataset(x, name="X")
+        self.model_ = fit(data, configure([{"model": settings, "train": train}], data)).model
         self.model_.eval()
         self._n_features_out = self.latent_dim
         return self

@@ -14,7 +14,6 @@ import torch
 from torch import Tensor
 
 from aekit.data.dataset import ArrayDataset
-from aekit.training import distributed
 
 
 @dataclass
@@ -42,9 +41,9 @@ class Batches:
         shuffle: Draw a new permutation each pass.
         generator: The random source for the permutation (its state is what a resumed run restores).
         device: Where batches are put.
-        shard: Under torchrun, yield only this rank's contiguous share of each batch (all ranks
-            draw the same permutation); a final batch smaller than the number of ranks is dropped
-            so that every rank takes the same number of steps.
+        shard: ``(rank, world_size)`` under torchrun: yield only this rank's contiguous share of
+            each batch (all ranks draw the same permutation); a final batch smaller than the
+            number of ranks is dropped so that every rank takes the same number of steps.
     """
 
     def __init__(
@@ -55,7 +54,7 @@ class Batches:
         shuffle: bool = False,
         generator: torch.Generator | None = None,
         device: torch.device | str = "cpu",
-        shard: bool = False,
+        shard: tuple[int, int] | None = None,
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
@@ -64,7 +63,7 @@ class Batches:
         self.shuffle = shuffle
         self.generator = generator
         self.device = torch.device(device)
-        self.ranks = distributed.world_size() if shard else 1
+        self.rank, self.ranks = shard if shard is not None else (0, 1)
 
     def _starts(self) -> range:
         n = len(self.data)
@@ -81,6 +80,13 @@ class Batches:
         for start in self._starts():
             stop = min(start + self.batch_size, n)
             if self.ranks > 1:
-                start, stop = distributed.shard(start, stop - start)
+                start, stop = share(start, stop - start, self.rank, self.ranks)
             x, y = self.data.take(order[start:stop], self.device)
             yield Batch(x, y)
+
+
+def share(start: int, size: int, rank: int, world_size: int) -> tuple[int, int]:
+    """Rank ``rank``'s contiguous share ``(start, stop)`` of ``size`` samples that begin at ``start``."""
+    base, extra = divmod(size, world_size)
+    lo = start + rank * base + min(rank, extra)
+    return lo, lo + base + (1 if rank < extra else 0)

@@ -69,6 +69,62 @@ class Scaling:
         return x.to(torch.float32) * sc + off
 
 
+@dataclass(frozen=True)
+class DataInfo:
+    """What a run records about the data it trained on (``config.json``'s ``dataset`` table).
+
+    Attributes:
+        name: The source name or path.
+        shape: The shape of one sample, e.g. (1, 28, 28) or (n_features,).
+        size: The number of training samples.
+        dtype: How the raw values were stored (``uint8``, ``float32``...).
+        scaling: Raw -> model values, as learned or declared in training.
+        classes: Label names, when known.
+        schema: For CSV tables, the ``TableSchema`` as a dict (columns, scales, categories).
+    """
+
+    name: str = "data"
+    shape: tuple[int, ...] = ()
+    size: int = 0
+    dtype: str = "float32"
+    scaling: Scaling = field(default_factory=Scaling)
+    classes: tuple[str, ...] | None = None
+    schema: dict[str, Any] | None = None
+
+    @property
+    def is_image(self) -> bool:
+        return len(self.shape) == 3
+
+    @property
+    def is_table(self) -> bool:
+        return self.schema is not None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "shape": list(self.shape),
+            "size": self.size,
+            "dtype": self.dtype,
+            "scaling": self.scaling.to_dict(),
+            "classes": list(self.classes) if self.classes else None,
+            **({"schema": self.schema} if self.schema is not None else {}),
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any] | None) -> DataInfo:
+        """Read back :meth:`to_dict`; missing keys take their defaults (older runs)."""
+        d = d or {}
+        return cls(
+            name=str(d.get("name", "data")),
+            shape=tuple(int(v) for v in d.get("shape", ())),
+            size=int(d.get("size", 0)),
+            dtype=str(d.get("dtype", "float32")),
+            scaling=Scaling.from_dict(d["scaling"]) if d.get("scaling") else Scaling(),
+            classes=tuple(d["classes"]) if d.get("classes") else None,
+            schema=d.get("schema"),
+        )
+
+
 @dataclass
 class ArrayDataset:
     """Samples (N, *shape) of raw values, optional labels (N,), and how to scale them.
@@ -150,17 +206,17 @@ class ArrayDataset:
         perm = torch.randperm(len(self), generator=torch.Generator().manual_seed(seed))
         return self.subset(perm[n_val:]), self.subset(perm[:n_val], name=f"{self.name} (validation)")
 
-    def describe(self) -> dict[str, Any]:
-        """What the run config records about the data."""
-        return {
-            "name": self.name,
-            "shape": list(self.shape),
-            "size": len(self),
-            "dtype": str(self.x.dtype).replace("torch.", ""),
-            "scaling": self.scaling.to_dict(),
-            "classes": list(self.classes) if self.classes else None,
-            **({"schema": self.schema.to_dict()} if self.schema is not None else {}),
-        }
+    def describe(self) -> DataInfo:
+        """What the run records about the data."""
+        return DataInfo(
+            name=self.name,
+            shape=self.shape,
+            size=len(self),
+            dtype=str(self.x.dtype).replace("torch.", ""),
+            scaling=self.scaling,
+            classes=tuple(self.classes) if self.classes else None,
+            schema=self.schema.to_dict() if self.schema is not None else None,
+        )
 
 
 class Rows:

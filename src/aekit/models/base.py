@@ -4,6 +4,14 @@ A model is an ``nn.Module`` with ``encode(x) -> z``, ``decode(z) -> x_hat``,
 ``forward(x) -> Output`` and ``loss(batch) -> {"loss": total, term: value, ...}``.
 Models that train more than one set of parameters (the AAE's discriminator) list
 their ``phases``; the trainer keeps one optimizer a phase and stays one loop.
+
+Optional abilities are declared here, on the base class, so that callers ask the model
+(``model.has_likelihood``) instead of probing it with ``hasattr``:
+
+- ``has_likelihood``: ``nll(x, y, k)`` and ``kl_per_dim(x, y)`` (the VAE family);
+- ``has_codebook``: ``codes(x)``, ``quantize(z)`` and a ``codebook`` embedding (VQ models);
+- ``generative``: ``sample(n, generator, y)``; ``conditional``: labels in every call;
+- ``finalize()``: called by the trainer after every epoch, before the checkpoint is written.
 """
 
 from __future__ import annotations
@@ -49,6 +57,8 @@ class Autoencoder(nn.Module):
     generative: ClassVar[bool] = False  # has sample(n, generator, y)
     conditional: ClassVar[bool] = False  # needs labels y in encode/decode/forward
     data_kind: ClassVar[str] = "values"  # "values": images or tables in [0, 1]; "tokens": music
+    has_likelihood: ClassVar[bool] = False  # nll() and kl_per_dim(): the VAE family
+    has_codebook: ClassVar[bool] = False  # codes(), quantize() and codebook: vector-quantised models
 
     def __init__(self, config: Any) -> None:
         super().__init__()
@@ -80,6 +90,22 @@ class Autoencoder(nn.Module):
     def phase_parameters(self, phase: str) -> list[nn.Parameter]:
         """The parameters the optimizer of ``phase`` updates (all of them for one-phase models)."""
         return list(self.parameters())
+
+    def finalize(self) -> None:
+        """Derive what training alone does not keep up to date (e.g. a codec's integer entropy
+        tables). The trainer calls it after every epoch, so every checkpoint is usable."""
+
+    def nll(self, x: Tensor, y: Tensor | None = None, k: int = 50) -> Tensor:
+        """(B,) negative log-likelihood per sample in nats, importance-weighted over ``k`` samples."""
+        raise NotImplementedError(f"{self.model_name} has no likelihood (has_likelihood is False)")
+
+    def kl_per_dim(self, x: Tensor, y: Tensor | None = None) -> Tensor:
+        """(latent_dim,) the mean KL of the posterior to the prior per latent dimension (nats)."""
+        raise NotImplementedError(f"{self.model_name} has no posterior (has_likelihood is False)")
+
+    def codes(self, x: Tensor) -> Tensor:
+        """(B, ...) int64 codebook indices of the inputs."""
+        raise NotImplementedError(f"{self.model_name} has no codebook (has_codebook is False)")
 
     @torch.no_grad()
     def reconstruct(self, x: Tensor, y: Tensor | None = None) -> Tensor:

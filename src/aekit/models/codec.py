@@ -99,7 +99,8 @@ class CodecModel(Autoencoder):
     @torch.no_grad()
     def finalize(self) -> None:
         """Integer frequency tables from the learned densities (every symbol at least 1; tails
-        folded into the end symbols); called by the trainer when training ends."""
+        folded into the end symbols); the trainer calls it after every epoch, so that every
+        checkpoint holds tables that match its weights."""
         m = self.config.max_symbol
         k = torch.arange(-m, m + 1, dtype=torch.float64, device=self.loc.device)
         loc, scale = self.loc.double()[:, None], self.log_scale.double().exp()[:, None]

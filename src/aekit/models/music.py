@@ -59,6 +59,7 @@ class MusicVAE(Autoencoder):
 
     config_class = MusicVAEConfig
     generative = True
+    has_likelihood = True
     data_kind = "tokens"  # token sequences, not images or tables
     any_length = False  # decode(z, bars=...) writes any number of bars (the conductor model)
 

@@ -54,6 +54,7 @@ class VAE(Autoencoder):
 
     config_class = VAEConfig
     generative = True
+    has_likelihood = True
 
     def __init__(self, config: VAEConfig) -> None:
         super().__init__(config)

@@ -45,6 +45,7 @@ class VQVAE(Autoencoder):
     """Vector-quantised autoencoder: a learned codebook, straight-through gradients, dead codes restarted."""
 
     config_class = VQVAEConfig
+    has_codebook = True
 
     def __init__(self, config: VQVAEConfig) -> None:
         super().__init__(config)

@@ -108,7 +108,7 @@ def _bar(values: np.ndarray, title: str, xlabel: str, ylabel: str, line: float |
 def environment(device: str) -> list[tuple[str, Any]]:
     import matplotlib
 
-    from aekit import __version__
+    from aekit._version import __version__
 
     return [
         ("aekit", __version__),
@@ -132,18 +132,18 @@ def run_section(run, data=None, max_samples: int = 2000) -> str:
     parts.append(f"<h1>{html.escape(name)}</h1>")
     parts.append(
         f'<p class="note">model <b>{html.escape(run.config.model)}</b> on '
-        f"<b>{html.escape(str(run.dataset.get('name', run.config.data.source)))}</b></p>"
+        f"<b>{html.escape(str(run.dataset.name))}</b></p>"
     )
     ds = run.dataset
     parts.append("<h2>Data</h2>")
     parts.append(
         _table(
             [
-                ("source", ds.get("name", run.config.data.source)),
-                ("training samples", ds.get("size", "?")),
-                ("sample shape", " x ".join(map(str, ds.get("shape", [])))),
-                ("stored as", ds.get("dtype", "?")),
-                ("classes", ", ".join(ds.get("classes") or []) or "none"),
+                ("source", ds.name),
+                ("training samples", ds.size),
+                ("sample shape", " x ".join(map(str, ds.shape))),
+                ("stored as", ds.dtype),
+                ("classes", ", ".join(ds.classes or []) or "none"),
             ]
         )
     )
@@ -167,8 +167,8 @@ def run_section(run, data=None, max_samples: int = 2000) -> str:
         codes = run.encode(data)
         labels = data.y.numpy() if data.y is not None else None
         parts.append("<h2>Latent map</h2>")
-        parts.append(_image(figure_uri(latent_map(codes, labels, ds.get("classes"))), "latent map"))
-        if hasattr(model, "kl_per_dim"):
+        parts.append(_image(figure_uri(latent_map(codes, labels, ds.classes)), "latent map"))
+        if model.has_likelihood:
             with torch.no_grad():
                 kl = model.kl_per_dim(*data.take(torch.arange(n), run.device)).cpu().numpy()
             active = int((kl > ACTIVE_UNIT_KL).sum())
@@ -178,7 +178,7 @@ def run_section(run, data=None, max_samples: int = 2000) -> str:
                 f"{ACTIVE_UNIT_KL} nats); collapsed dimensions sit at zero.</p>"
             )
             parts.append(_image(figure_uri(_bar(kl, "mean KL per dimension", "dimension", "nats")), "KL"))
-        if hasattr(model, "codes"):
+        if model.has_codebook:
             with torch.no_grad():
                 idx = model.codes(data.take(torch.arange(n), run.device)[0]).flatten().cpu()
             counts = torch.bincount(idx, minlength=model.config.codebook_size).numpy()

@@ -18,8 +18,9 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from aekit import __version__
+from aekit._version import __version__
 from aekit.config import RunConfig, resolve
+from aekit.data.dataset import DataInfo
 from aekit.errors import AekitError, CheckpointError
 from aekit.fileio import atomic_path, atomic_write_json
 from aekit.models.registry import build_model
@@ -30,9 +31,11 @@ CHECKPOINT = "checkpoint.pt"
 METRICS = "metrics.jsonl"
 
 
-def write_config(run_dir: Path, config: RunConfig, dataset: dict[str, Any]) -> Path:
+def write_config(run_dir: Path, config: RunConfig, dataset: DataInfo | dict[str, Any]) -> Path:
     """Write the resolved config and a description of the training data (shape, scaling, classes)."""
-    return atomic_write_json(run_dir / CONFIG, {**config.to_dict(), "dataset": dataset, "aekit": __version__})
+    described = dataset.to_dict() if isinstance(dataset, DataInfo) else dataset
+    record = {**config.to_dict(), "dataset": described, "aekit": __version__}
+    return atomic_write_json(run_dir / CONFIG, record)
 
 
 def save_weights(run_dir: Path, model: nn.Module) -> Path:
@@ -52,7 +55,10 @@ def save_checkpoint(run_dir: Path, state: dict[str, Any]) -> Path:
 def load_checkpoint(run_dir: str | Path) -> dict[str, Any]:
     path = Path(run_dir) / CHECKPOINT
     if not path.is_file():
-        raise CheckpointError(f"{path}: no checkpoint to resume from")
+        raise CheckpointError(
+            f"{path}: no checkpoint to resume from (the run stopped before its first epoch ended); "
+            f"start it again with the same train command and --out {Path(run_dir)}"
+        )
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:

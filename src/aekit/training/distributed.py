@@ -68,12 +68,9 @@ def from_main(value: str) -> str:
     return box[0]
 
 
-def shard(start: int, size: int) -> tuple[int, int]:
-    """This rank's contiguous share ``(start, stop)`` of ``size`` samples that begin at ``start``."""
-    n, r = world_size(), rank()
-    base, extra = divmod(size, n)
-    lo = start + r * base + min(r, extra)
-    return lo, lo + base + (1 if r < extra else 0)
+def shard() -> tuple[int, int] | None:
+    """``(rank, world_size)`` under torchrun, for :class:`aekit.data.batches.Batches`; None alone."""
+    return (rank(), world_size()) if world_size() > 1 else None
 
 
 def _collective_device() -> torch.device:

@@ -137,7 +137,7 @@ class Trainer:
             shuffle=True,
             generator=self.generator,
             device=self.device,
-            shard=self.ddp is not None,
+            shard=distributed.shard() if self.ddp is not None else None,
         )
         self.batches_per_epoch = len(batches)
         self._call("on_fit_start")
@@ -150,8 +150,7 @@ class Trainer:
             record["lr"] = self.optimizers[self.model.phases[0]].param_groups[0]["lr"]
             record["seconds"] = time.perf_counter() - start
             self.epoch += 1
-            if hasattr(self.model, "finalize"):  # e.g. a codec's integer entropy tables, before saving
-                self.model.finalize()
+            self.model.finalize()  # e.g. a codec's integer entropy tables, before the checkpoint
             self._step_schedulers(record)
             self.history.append(record)
             self._call("on_epoch_end", record)

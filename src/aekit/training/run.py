@@ -1,0 +1,213 @@
+"""The one way to train: :func:`configure` settings for some data, :func:`fit` a model, get a :class:`Run`.
+
+``aekit.train`` / ``aekit.resume``, ``AnomalyDetector.fit``, ``AutoencoderTransformer.fit`` and every
+CLI command go through :func:`fit`; they differ only in the settings and the callbacks they pass.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from aekit.config import RunConfig, resolve
+from aekit.data.batches import Batches
+from aekit.data.dataset import ArrayDataset, DataInfo
+from aekit.errors import DataError
+from aekit.evaluation.metrics import summarize
+from aekit.models.registry import build_model
+from aekit.training import checkpoint
+from aekit.training.callbacks import EarlyStopping
+from aekit.training.trainer import Trainer, resolve_device
+
+
+@dataclass
+class Run:
+    """A trained model with its config and the description of its data.
+
+    Attributes:
+        config: The resolved run config.
+        dataset: What the model was trained on: shape, scaling, classes, a table's schema.
+        model: The model, in eval mode.
+        path: The run directory, when there is one.
+        history: One dict of metrics per epoch.
+    """
+
+    config: RunConfig
+    dataset: DataInfo
+    model: nn.Module
+    path: Path | None = None
+    history: list[dict[str, float]] = field(default_factory=list)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    def schema(self):
+        """The training table's :class:`~aekit.data.tabular.TableSchema`, or None for other data."""
+        if self.dataset.schema is None:
+            return None
+        from aekit.data.tabular import TableSchema
+
+        return TableSchema.from_dict(self.dataset.schema)
+
+    def load_data(self, name: str, split: str = "test", limit: int | None = None) -> ArrayDataset:
+        """Load data for this model: tables are encoded with the columns, scales and categories
+        the model was trained on (a category it never saw is an error naming the cell)."""
+        from aekit.data.sources import load_dataset
+
+        return load_dataset(name, split, limit=limit, missing=self.config.data.missing, schema=self.schema())
+
+    def prepare(self, data: ArrayDataset | np.ndarray) -> ArrayDataset:
+        """Check that ``data`` fits the model (reshaping flat images) and scale tables as in training.
+
+        Raises:
+            DataError: samples whose size does not match the model's input.
+        """
+        if not isinstance(data, ArrayDataset):
+            from aekit.data.files import from_array
+
+            data = from_array(np.asarray(data), "array")
+        want = tuple(self.model.input_shape)
+        if data.shape != want:
+            if int(np.prod(data.shape)) != int(np.prod(want)):
+                raise DataError(
+                    f"{data.name}: samples of shape {data.shape} do not fit this model, which takes {want}"
+                )
+            data = dataclasses.replace(data, x=data.raw(torch.arange(len(data))).reshape(len(data), *want))
+        schema = self.schema()
+        if schema is not None and data.schema is not None and data.schema.layout() != schema.layout():
+            raise DataError(
+                f"{data.name}: its columns or categories differ from the training table's; read it with "
+                "Run.load_data (aekit does for the CLI) so that it is encoded as in training"
+            )
+        if len(want) == 1 and self.dataset.is_table:  # tables: the scaling learned in training
+            data = dataclasses.replace(data, scaling=self.dataset.scaling)
+        return data
+
+    @torch.no_grad()
+    def _map(
+        self, data: ArrayDataset | np.ndarray, fn: Callable, batch_size: int, progress: bool | str = False
+    ) -> np.ndarray:
+        """``fn(x, y)`` over ``data`` in batches; ``progress`` (True or a label) shows a bar."""
+        from tqdm.auto import tqdm
+
+        self.model.eval()
+        data = self.prepare(data)
+        batches = Batches(data, batch_size, device=self.device)
+        label = progress if isinstance(progress, str) else "batches"
+        out = [
+            fn(b.x, b.y).float().cpu()
+            for b in tqdm(batches, desc=label, disable=not progress, leave=False, unit="batch")
+        ]
+        return torch.cat(out).numpy()
+
+    def reconstruct(
+        self, data: ArrayDataset | np.ndarray, batch_size: int = 1024, progress: bool | str = False
+    ) -> np.ndarray:
+        """Reconstructions in model space (pixels in [0, 1]), shape (N, *input_shape)."""
+        return self._map(data, self.model.reconstruct, batch_size, progress)
+
+    def encode(
+        self, data: ArrayDataset | np.ndarray, batch_size: int = 1024, progress: bool | str = False
+    ) -> np.ndarray:
+        """Latent codes, shape (N, *code_shape)."""
+        return self._map(data, self.model.encode, batch_size, progress)
+
+    def evaluate(self, data: ArrayDataset, batch_size: int = 1024, iw_samples: int = 0) -> dict[str, float]:
+        """Test MSE, PSNR (dB) and SSIM (images) of the reconstructions of ``data``.
+
+        For models with a likelihood (the VAE family) also the ELBO, and with ``iw_samples`` > 0
+        the importance-weighted estimate of the negative log-likelihood, both in nats per sample.
+        """
+        data = self.prepare(data)
+        x = data.take(torch.arange(len(data)))[0]
+        x_hat = torch.from_numpy(self.reconstruct(data, batch_size))
+        metrics: dict[str, float] = {"n": len(data), **summarize(x, x_hat)}
+        if self.model.has_likelihood:
+            with torch.no_grad():
+                torch.manual_seed(self.config.train.seed)  # the estimates sample: fix them
+                batches = list(Batches(data, batch_size, device=self.device))
+                elbo = sum(float(self.model.loss(b)["elbo"]) * len(b) for b in batches)
+                metrics["elbo"] = elbo / len(data)
+                if iw_samples > 0:
+                    nll = sum(float(self.model.nll(b.x, b.y, k=iw_samples).sum()) for b in batches)
+                    metrics["nll"] = nll / len(data)
+        return metrics
+
+
+def load(run_dir: str | Path, device: str = "cpu") -> Run:
+    """Load a run directory without executing any stored code."""
+    config, dataset, model = checkpoint.load_run(run_dir, resolve_device(device))
+    history_path = Path(run_dir) / checkpoint.METRICS
+    history = []
+    if history_path.is_file():
+        history = [json.loads(line) for line in history_path.read_text().splitlines() if line.strip()]
+    return Run(config, DataInfo.from_dict(dataset), model, Path(run_dir), history)
+
+
+def default_model(data: ArrayDataset, images: str | None = None) -> str | None:
+    """The model a data set gets when no layer names one: ``tabular`` for a table with
+    categorical columns, ``images`` for images when given; None leaves the config's default."""
+    if data.schema is not None and data.schema.blocks:
+        return "tabular"
+    if data.is_image and images:
+        return images
+    return None
+
+
+def configure(layers: list[dict[str, Any]], data: ArrayDataset, *, images: str | None = None) -> RunConfig:
+    """Resolve settings for ``data``: its shape, its classes, what a table decides, and the
+    model :func:`default_model` picks when no layer names one."""
+    if not any((layer.get("model") or {}).get("name") for layer in layers):
+        name = default_model(data, images)
+        if name is not None:
+            layers = [{"model": {"name": name}}, *layers]
+    return resolve(
+        layers,
+        input_shape=data.shape,
+        num_classes=len(data.classes) if data.classes else None,
+        data_fields={"categories": data.schema.blocks} if data.schema is not None else {},
+    )
+
+
+def validation_split(data: ArrayDataset, config: RunConfig) -> tuple[ArrayDataset, ArrayDataset | None]:
+    """The training and validation sets :func:`fit` uses (the same seed gives the same split)."""
+    return data.split(config.train.val_fraction, seed=config.train.seed)
+
+
+def fit(
+    data: ArrayDataset,
+    config: RunConfig,
+    callbacks: Sequence[Any] = (),
+    *,
+    state: dict[str, Any] | None = None,
+    path: Path | None = None,
+) -> Run:
+    """Build the model ``config`` names, train it on ``data`` and return the :class:`Run`.
+
+    Args:
+        data: The training data; ``config.train.val_fraction`` of it is held out for validation.
+        config: The resolved settings (see :func:`configure`).
+        callbacks: Progress, logs, checkpoints... (see :mod:`aekit.training.callbacks`); early
+            stopping is added when ``config.train.patience`` > 0.
+        state: A checkpoint's trainer state, to continue a run exactly where it stopped.
+        path: The run directory the callbacks write to, recorded in the returned Run.
+    """
+    train_set, val_set = validation_split(data, config)
+    torch.manual_seed(config.train.seed)
+    model = build_model(config.model, config.model_config)
+    if config.train.patience > 0:
+        callbacks = [EarlyStopping(config.train.patience), *callbacks]
+    trainer = Trainer(model, config.train, callbacks)
+    if state is not None:
+        trainer.load_state_dict(state)
+    trainer.fit(train_set, val_set)
+    return Run(config, data.describe(), trainer.model.eval(), path, trainer.history)
