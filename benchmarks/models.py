@@ -67,7 +67,7 @@ def run_model(name: str, train, test, args) -> dict:
     Trainer(model, cfg).fit(train)
     seconds = time.process_time() - start
     row = {"model": name, "mse": test_mse(model, test), "samples/s": len(train) * args.epochs / seconds}
-    if hasattr(model, "nll"):
+    if model.has_likelihood:
         row["nll"] = test_nll(model, test, args.iw_samples)
     if getattr(model, "generative", False):
         row["fd"] = frechet(model.sample(1000, generator=torch.Generator().manual_seed(0)), test)
