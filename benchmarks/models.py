@@ -152,7 +152,8 @@ def main() -> None:
                 return None
             cache[f"{key}|{setting}"] = row
             CACHE.parent.mkdir(exist_ok=True)
-            CACHE.write_text(json.dumps(cache, indent=1))
+            on_disk = json.loads(CACHE.read_text()) if CACHE.is_file() else {}  # other runs' rows stay
+            CACHE.write_text(json.dumps({**on_disk, f"{key}|{setting}": row}, indent=1))
         print(f"  done: {key}", flush=True)
         return cache[f"{key}|{setting}"]
 
