@@ -120,7 +120,7 @@ def main() -> None:
     parser.add_argument("--latent-dim", type=int, default=32)
     parser.add_argument("--hidden", type=int, nargs="+", default=[256, 128])
     parser.add_argument("--iw-samples", type=int, default=100)
-    parser.add_argument("--limit", type=int, help="train on the first N images only (quick look)")
+    parser.add_argument("--limit", type=int, help="train on N images (seeded, class-stratified; quick look)")
     image_models = [n for n, spec in MODELS.items() if spec.cls.data_kind == "values" and n != "tabular"]
     parser.add_argument("--models", nargs="+", default=image_models, help="default: every image model")
     parser.add_argument("--no-pythae", action="store_true")

@@ -8,6 +8,7 @@ import json
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 import aekit
 from aekit.apps.anomaly import AnomalyDetector, DetectorConfig
@@ -148,18 +149,28 @@ def test_cli_fit_and_score(tmp_path, capsys):
     assert main(argv) == 0
     text = capsys.readouterr().out
     assert "AUROC" in text and "true anomaly" in text
-    assert (det / "roc.png").is_file() and (det / "extremes.png").is_file()
+    for name in ("roc.png", "extremes.png"):
+        with Image.open(det / name) as im:  # real pictures, not empty files
+            grey = np.asarray(im.convert("L"))
+            assert im.format == "PNG" and min(grey.shape) > 100 and len(np.unique(grey)) > 2
     page = (det / "report.html").read_text()
     assert "ROC curve" in page and "Detector evaluation" in page
     evaluation = json.loads((det / "evaluation.json").read_text())
-    assert 0 <= evaluation["auroc"] <= 1 and evaluation["normal_class"] == 1
+    assert evaluation["normal_class"] == 1 and sum(evaluation["confusion"].values()) == 300
+    assert evaluation["auroc"] > 0.9  # ones against every other digit: far above chance (0.5)
+    assert f"AUROC {evaluation['auroc']:.4f}" in text
     out = tmp_path / "scores.csv"
     argv = ["detect", "score", str(det), "mnist-5k", "--limit", "50", "-o", str(out), "--quiet"]
     assert main(argv) == 0
     with open(out) as f:
         rows = list(csv.DictReader(f))
     assert len(rows) == 50 and set(rows[0]) == {"index", "id", "label", "score", "anomaly"}
-    assert all(r["anomaly"] in ("0", "1") for r in rows)
+    detector = AnomalyDetector.load(det)
+    want = detector.anomaly_score(aekit.load_dataset("mnist-5k", "test", limit=50))
+    scores = np.array([float(r["score"]) for r in rows])
+    np.testing.assert_allclose(scores, want, rtol=1e-6)  # the detector's scores, in the data's order
+    flagged = np.array([r["anomaly"] == "1" for r in rows])
+    np.testing.assert_array_equal(flagged, scores > detector.threshold_)
     # an existing output is kept; a second fit into the same directory is refused
     assert main(argv) == 2 and "already exists" in capsys.readouterr().err
     assert main(["detect", "fit", "--data", "mnist-5k", "--out", str(det), "--epochs", "1"]) == 2

@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 import aekit
@@ -90,9 +91,15 @@ def test_precedence_defaults_preset_file_flags(tmp_path):
 def test_evaluate_prints_metrics(run_dir, capsys):
     assert main(["evaluate", str(run_dir), "--limit", "100", "--json"]) == 0
     metrics = json.loads(capsys.readouterr().out)
-    assert (
-        metrics["n"] == 100 and 0 < metrics["mse"] < 0.2 and metrics["psnr"] > 5 and 0 < metrics["ssim"] <= 1
-    )
+    assert metrics["used"] == "mnist-5k (test split, a random subset of 100 samples)"
+    run, data = aekit.load(run_dir), aekit.load_dataset("mnist-5k", "test", limit=100)
+    x, x_hat = data.take(torch.arange(100))[0].numpy(), run.reconstruct(data)
+    assert metrics["n"] == 100 and metrics["mse"] == pytest.approx(((x - x_hat) ** 2).mean(), rel=1e-5)
+    assert metrics["psnr"] >= 10 * np.log10(1 / metrics["mse"])  # a mean of PSNRs: at least the mean MSE's
+    assert metrics["ssim"] == pytest.approx(run.evaluate(data)["ssim"], rel=1e-6)
+    assert main(["evaluate", str(run_dir), "--limit", "100"]) == 0
+    text = capsys.readouterr().out
+    assert f"on mnist-5k (test split, a random subset of 100 samples)\n  mse   {metrics['mse']:.5f}" in text
 
 
 def test_reconstruct_npy_idx_and_image_folder(run_dir, tmp_path):

@@ -17,7 +17,19 @@ from aekit.models.codec import TABLE_TOTAL
 @pytest.fixture(scope="module")
 def codec_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("runs") / "codec"
-    argv = ["train", "--model", "codec", "--data", "mnist-5k", "--limit", "1500", "--epochs", "4"]
+    argv = [
+        "train",
+        "--model",
+        "codec",
+        "--data",
+        "mnist-5k",
+        "--limit",
+        "1500",
+        "--epochs",
+        "4",
+        "--lr",
+        "0.005",
+    ]
     assert main([*argv, "--lambda", "0.02", "--latent-dim", "16", "--out", str(out), "--quiet"]) == 0
     return out
 

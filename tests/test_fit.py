@@ -74,3 +74,29 @@ def test_detector_init_stores_its_arguments_untouched():
     with pytest.raises(ConfigError, match="one threshold rule"):
         det.fit(_rows())
     assert det.set_params(percentile=None).get_params()["percentile"] is None
+
+
+def test_a_single_image_trains_without_validation_and_gets_a_report(tmp_path):
+    from PIL import Image
+
+    folder = tmp_path / "one"
+    folder.mkdir()
+    pixels = np.random.default_rng(0).integers(0, 255, (12, 12), dtype=np.uint8)
+    Image.fromarray(pixels).save(folder / "a.png")
+    run = aekit.train(str(folder), "dense", out=tmp_path / "run", epochs=2, progress=False)
+    assert len(run.history) == 2 and "val/loss" not in run.history[-1]
+    assert (tmp_path / "run" / "report.html").stat().st_size > 1000
+
+
+def test_digits_are_scikit_learns_read_without_importing_it():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from aekit.data.sources import load_dataset; d = load_dataset('digits'); "
+        "print(len(d), int(d.y[:10].sum()), 'sklearn' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    from sklearn.datasets import load_digits
+
+    assert out.split() == ["1437", str(int(load_digits().target[:10].sum())), "False"]

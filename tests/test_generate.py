@@ -5,11 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 import aekit
 from aekit.apps import generate
 from aekit.cli import main
 from aekit.errors import ConfigError
+from aekit.evaluation.density import load_mixture
 from aekit.evaluation.generation import frechet_distance
 
 
@@ -23,13 +25,20 @@ def runs(tmp_path_factory):
 
 
 def test_samples_have_the_data_shape_and_repeat_with_the_seed(runs):
+    digits = aekit.load_dataset("digits", "train")
+    ink = float(digits.take(torch.arange(len(digits)))[0].mean())
     for name in ("cvae", "dense", "vq"):
         run = aekit.load(runs / name)
         a = generate.sample(run, 12, seed=3)
         assert a.shape == (12, 1, 8, 8) and np.isfinite(a).all() and a.min() >= 0 and a.max() <= 1
+        assert abs(a.mean() - ink) < 0.05  # as much ink as the digits have (0.31), not noise (0.5) or blank
         np.testing.assert_array_equal(a, generate.sample(aekit.load(runs / name), 12, seed=3))
         assert not np.array_equal(a, generate.sample(run, 12, seed=4))
-    assert (runs / "dense" / generate.CODE_PRIOR).is_file()  # learned once, kept with the run
+    # learned once, kept with the run: a mixture whose mean is the mean training code (EM keeps it)
+    prior = load_mixture(runs / "dense" / generate.CODE_PRIOR)
+    codes = aekit.load(runs / "dense").encode(aekit.load_dataset("digits", "train"))
+    assert prior.means_.shape == (10, 6) and prior.weights_.sum() == pytest.approx(1)
+    np.testing.assert_allclose(prior.weights_ @ prior.means_, codes.mean(0), atol=1e-3 * codes.std())
     assert not (runs / "cvae" / generate.CODE_PRIOR).exists()  # the VAE family has its own prior
 
 
@@ -86,7 +95,8 @@ def test_cli_generate(runs, tmp_path, capsys, monkeypatch):
     assert (
         main(["generate", str(runs / "cvae"), "-n", "16", "-o", str(tmp_path / "s.png"), "--label", "3"]) == 0
     )
-    assert (tmp_path / "s.png").stat().st_size > 1000
+    with Image.open(tmp_path / "s.png") as im:  # 16 samples, 8 to a row: a grid 4 times as wide as high
+        assert im.format == "PNG" and im.size[0] / im.size[1] == pytest.approx(4, rel=0.05)
     assert (
         main(["generate", str(runs / "cvae"), "--grid", "--per-side", "5", "-o", str(tmp_path / "g.npy")])
         == 0

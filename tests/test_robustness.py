@@ -332,6 +332,7 @@ def test_random_train_options_fail_fast_and_cleanly(tmp_path_factory, args, caps
 
 def _writers(run_dir: Path, tmp: Path):
     """(name, target file, a call that writes it) for every kind of writer aekit has."""
+    from aekit.evaluation.summary import summarize_run
     from aekit.outputs import write_samples
     from aekit.report.figures import image_grid, save_figure
     from aekit.report.html import write_report
@@ -356,7 +357,7 @@ def _writers(run_dir: Path, tmp: Path):
             lambda: write_samples(tmp / "out.npy", images, like=data, force=True),
         ),
         ("figure", tmp / "fig.png", lambda: save_figure(image_grid(images), tmp / "fig.png")),
-        ("report", tmp / "report.html", lambda: write_report([run], tmp / "report.html")),
+        ("report", tmp / "report.html", lambda: write_report([summarize_run(run)], tmp / "report.html")),
     ]
 
 

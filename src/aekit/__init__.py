@@ -6,6 +6,8 @@
 >>> run = aekit.load("runs/seed"); run.evaluate(aekit.load_dataset("fashion-mnist", "test"))
 """
 
+from typing import TYPE_CHECKING, Any
+
 from aekit._version import __version__  # noqa: F401
 from aekit.api import Run, load, resume, train  # noqa: E402
 from aekit.apps.anomaly import AnomalyDetector  # noqa: E402
@@ -16,8 +18,11 @@ from aekit.data.sources import load_dataset  # noqa: E402
 from aekit.errors import AekitError, CheckpointError, ConfigError, DataError  # noqa: E402
 from aekit.models import MODELS, build_model  # noqa: E402
 
+if TYPE_CHECKING:  # for type checkers; at run time it is imported on first use (below)
+    from aekit.apps.transformer import AutoencoderTransformer
 
-def __getattr__(name: str):
+
+def __getattr__(name: str) -> Any:
     if name == "AutoencoderTransformer":  # imported on first use: it loads scikit-learn
         from aekit.apps.transformer import AutoencoderTransformer
 

@@ -14,6 +14,10 @@ from typing import Any
 from aekit.errors import AekitError, ConfigError
 from aekit.fileio import new_output
 
+LIMIT_HELP = "use N samples: a seeded random subset, stratified by class when there are labels"
+ID_HELP = (
+    "tables: the column that names the rows (default: a text column with a different value in every row)"
+)
 TRAIN_FLAGS = {  # flag -> (TrainConfig field, type, help)
     "--epochs": ("epochs", int, "passes over the training data"),
     "--batch-size": ("batch_size", int, "samples per step"),
@@ -26,6 +30,7 @@ TRAIN_FLAGS = {  # flag -> (TrainConfig field, type, help)
     "--val-fraction": ("val_fraction", float, "share held out for validation"),
     "--seed": ("seed", int, "random seed (same seed, same numbers on the CPU)"),
     "--device": ("device", str, "auto, cpu, cuda or cuda:N"),
+    "--log": ("log", lambda text: text.split(","), "experiment tracking: tensorboard, mlflow or both (a,b)"),
 }
 
 
@@ -74,10 +79,11 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
         "--preset", choices=sorted(PRESETS), help="named starting point; 'seed' is the classic 784-128-64-32"
     )
     p.add_argument("--data", help="dataset name, scheme:PATH or path (default mnist-5k)")
-    p.add_argument("--limit", type=_count, help="use only the first N training samples")
+    p.add_argument("--limit", type=_count, help=LIMIT_HELP)
     p.add_argument(
         "--missing", choices=("error", "drop", "impute"), help="tables: missing values (default error)"
     )
+    p.add_argument("--id-column", help=ID_HELP)
     p.add_argument("--out", help="run directory to create (default runs/MODEL-TIME)")
     p.add_argument("--config", help="TOML or JSON settings file (flags override it)")
     p.add_argument("--resume", metavar="RUN", help="continue RUN from its last checkpoint")
@@ -124,7 +130,12 @@ def cmd_train(args: argparse.Namespace) -> int:
             "hidden": args.hidden,
             "rd_lambda": args.rd_lambda,
         },
-        "data": {"source": args.data, "limit": args.limit, "missing": args.missing},
+        "data": {
+            "source": args.data,
+            "limit": args.limit,
+            "missing": args.missing,
+            "id_column": args.id_column,
+        },
         "train": {
             field: getattr(args, flag[2:].replace("-", "_")) for flag, (field, _, _) in TRAIN_FLAGS.items()
         },
@@ -152,20 +163,29 @@ def cmd_train(args: argparse.Namespace) -> int:
     summary = ", ".join(f"{k} {v:.5f}" for k, v in last.items() if k.endswith("/loss"))
     if is_main():  # under torchrun, one line from rank 0
         print(f"wrote {run.path} ({summary})")
+        schema = run.schema()
+        for note in schema.notes() if schema is not None else []:  # table columns that are not features
+            print(f"note: {note}")
     return 0
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     import aekit
+    from aekit.data.sources import describe_data
 
     run = aekit.load(args.run, device=args.device)
     name = args.data or run.config.data.source
-    data = aekit.load_dataset(name, args.split, limit=args.limit)
+    data = run.load_data(name, args.split, limit=args.limit)
     metrics = run.evaluate(data, iw_samples=args.iw_samples)
+    used = describe_data(name, args.split, len(data), limit=args.limit, trained_on=run.config.data.source)
     if args.json:
-        print(json.dumps({"run": str(args.run), "data": name, "split": args.split, **metrics}))
+        print(json.dumps({"run": str(args.run), "data": name, "split": args.split, "used": used, **metrics}))
+    elif data.schema is not None:
+        from aekit.evaluation.tables import format_table_metrics
+
+        print(f"{args.run} on {used}", *format_table_metrics(data.schema, metrics), sep="\n")
     else:
-        print(f"{args.run} on {name} ({args.split}, {metrics['n']} samples)")
+        print(f"{args.run} on {used}")
         units = {"psnr": " dB", "elbo": " nats", "nll": f" nats ({args.iw_samples} importance samples)"}
         for k in ("mse", "psnr", "ssim", "elbo", "nll"):
             if k in metrics:
@@ -261,7 +281,7 @@ def cmd_detect_fit(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise ConfigError(f"{out}: already exists; choose another --out")
-    data = aekit.load_dataset(args.data, "train", limit=args.limit)
+    data = aekit.load_dataset(args.data, "train", limit=args.limit, id_column=args.id_column)
     normal = None
     if args.normal_class is not None:
         normal = class_index(data, args.normal_class)
@@ -282,10 +302,11 @@ def cmd_detect_fit(args: argparse.Namespace) -> int:
         metrics = _detect_report(det, test, normal, out)
         summary = {k: v for k, v in metrics.items() if k != "scores"}
         atomic_write_json(out / "evaluation.json", {"data": args.data, "normal_class": normal, **summary})
-    from aekit.report.html import REPORT, write_report
+    from aekit.apps.anomaly import report_extras
+    from aekit.report.artifacts import write_run_files
 
     det.run_.path = out
-    write_report([det.run_], out / REPORT)
+    write_run_files(det.run_, None, report_extras(out), figures=False)
     return 0
 
 
@@ -320,12 +341,11 @@ def cmd_detect_score(args: argparse.Namespace) -> int:
 
 def _test_data(run, name: str | None, limit: int):
     """The test split of the run's (or the named) dataset, or None with a note when it is not here."""
-    import aekit
     from aekit.errors import DataError
 
     source = name or run.config.data.source
     try:
-        return aekit.load_dataset(source, "test", limit=limit)
+        return run.load_data(source, "test", limit=limit)
     except DataError as e:
         print(f"note: no test data for {run.path} ({e}); the report leaves out test metrics")
         return None
@@ -333,14 +353,15 @@ def _test_data(run, name: str | None, limit: int):
 
 def cmd_report(args: argparse.Namespace) -> int:
     import aekit
-    from aekit.report.html import REPORT, write_report
+    from aekit.report.artifacts import write_runs_report
+    from aekit.report.html import REPORT
 
     runs = [aekit.load(r) for r in args.runs]
     out = Path(args.output) if args.output else (runs[0].path / REPORT if len(runs) == 1 else None)
     if out is None:
         raise ConfigError("several runs: name the page with -o compare.html")
     data = [None if args.no_data else _test_data(run, args.data, args.limit) for run in runs]
-    write_report(runs, out, data)
+    write_runs_report(runs, data, out)
     print(f"wrote {out}")
     return 0
 
@@ -538,11 +559,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"aekit {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_train(sub)
-    p = sub.add_parser("evaluate", help="test MSE, PSNR and SSIM of a run's reconstructions")
+    p = sub.add_parser(
+        "evaluate", help="test MSE, PSNR and SSIM of a run's reconstructions (tables: per-column errors)"
+    )
     p.add_argument("run")
     p.add_argument("--data", help="dataset (default: the one the run trained on)")
     p.add_argument("--split", default="test", choices=("train", "test"))
-    p.add_argument("--limit", type=_count)
+    p.add_argument("--limit", type=_count, help=LIMIT_HELP)
     p.add_argument("--device", default="cpu")
     p.add_argument(
         "--iw-samples",
@@ -593,8 +616,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--latent-dim", type=_count)
     p.add_argument("--iw-samples", type=_natural, help="nll score: importance samples")
     p.add_argument("--seed", type=int)
-    p.add_argument("--limit", type=_count, help="use only the first N training samples")
-    p.add_argument("--test-limit", type=_count, help="evaluate on the first N test samples")
+    p.add_argument("--limit", type=_count, help=LIMIT_HELP)
+    p.add_argument("--id-column", help=ID_HELP)
+    p.add_argument("--test-limit", type=_count, help="evaluate on N test samples (drawn as --limit)")
     p.add_argument("--device", default="auto")
     p.add_argument("--quiet", action="store_true")
     p = dsub.add_parser("score", help="score samples with a detector; write a CSV")
@@ -602,7 +626,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("input", help="dataset name, scheme:PATH or path (IDX, .npy, images, CSV)")
     p.add_argument("-o", "--output", required=True, help="scores.csv")
     p.add_argument("--split", default="test", choices=("train", "test"), help="for named datasets")
-    p.add_argument("--limit", type=_count)
+    p.add_argument("--limit", type=_count, help=LIMIT_HELP)
     p.add_argument("--normal-class", help="labels present: print AUROC etc. with this class as normal")
     p.add_argument("--figures", action="store_true", help="with --normal-class: roc.png and extremes.png")
     p.add_argument("--force", action="store_true")
@@ -613,7 +637,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("input", help="dataset name, scheme:PATH or path (IDX, .npy, images)")
     p.add_argument("-o", "--output", required=True, help="images.aek")
     p.add_argument("--split", default="test", choices=("train", "test"), help="for named datasets")
-    p.add_argument("--limit", type=_count)
+    p.add_argument("--limit", type=_count, help=LIMIT_HELP)
     p.add_argument("--force", action="store_true")
     p.add_argument("--device", default="cpu")
     p = sub.add_parser("decompress", help="images back from an .aek file")
@@ -647,7 +671,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("input", help="dataset name, scheme:PATH or path")
     p.add_argument("-o", "--output", required=True, help="codes.npy, codes.npz or codes.csv")
     p.add_argument("--split", default="test", choices=("train", "test"), help="for named datasets")
-    p.add_argument("--limit", type=_count)
+    p.add_argument("--limit", type=_count, help=LIMIT_HELP)
     p.add_argument("--batch-size", type=_count, default=1024)
     p.add_argument("--force", action="store_true")
     p.add_argument("--device", default="cpu")

@@ -39,6 +39,8 @@ class TrainConfig:
         device: ``auto`` (CUDA when present), ``cpu``, ``cuda`` or ``cuda:N``.
         amp: Mixed precision on CUDA (ignored on the CPU).
         nan_policy: ``stop`` at a non-finite loss (the last good checkpoint is kept) or ``skip`` the batch.
+        log: Experiment trackers to log to: ``tensorboard`` (into ``RUN/tensorboard``), ``mlflow`` (to
+            ``$MLFLOW_TRACKING_URI``, else ``./mlruns``); see :mod:`aekit.training.tracking`.
     """
 
     epochs: int = 10
@@ -54,6 +56,7 @@ class TrainConfig:
     device: str = "auto"
     amp: bool = True
     nan_policy: str = "stop"
+    log: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         checks = [
@@ -68,6 +71,10 @@ class TrainConfig:
             (0 <= self.val_fraction < 1, "val_fraction must be in [0, 1)"),
             (self.patience >= 0 and self.grad_clip >= 0, "patience and grad_clip must not be negative"),
             (self.nan_policy in ("stop", "skip"), "nan_policy must be stop or skip"),
+            (
+                set(self.log) <= {"tensorboard", "mlflow"},
+                f"log must be tensorboard and/or mlflow, not {','.join(self.log)!r}",
+            ),
         ]
         for ok, message in checks:
             if not ok:
@@ -76,12 +83,15 @@ class TrainConfig:
 
 @dataclass(frozen=True)
 class DataConfig:
-    """Which data: a dataset name, ``scheme:PATH`` or a path; ``limit`` keeps the first N samples;
-    ``missing`` says what to do with a table's missing values (error, drop or impute)."""
+    """Which data: a dataset name, ``scheme:PATH`` or a path; ``limit`` keeps N samples (a seeded
+    random subset, stratified by label); ``missing`` says what to do with a table's missing values
+    (error, drop or impute); ``id_column`` names the column of a table that identifies its rows
+    (None: a text column with a different value in every row, if any)."""
 
     source: str = "mnist-5k"
     limit: int | None = None
     missing: str = "error"
+    id_column: str | None = None
 
     def __post_init__(self) -> None:
         if self.missing not in ("error", "drop", "impute"):

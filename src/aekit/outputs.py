@@ -37,7 +37,8 @@ def _png(image: np.ndarray) -> bytes:
 def write_samples(path: str | Path, x: np.ndarray, *, like: ArrayDataset, force: bool = False) -> Path:
     """Write samples ``x`` (N, *shape) in model space to ``path``.
 
-    The suffix decides: ``.npy`` (the input's dtype and scale), ``.csv`` (tables), an IDX
+    The suffix decides: ``.npy`` (the input's dtype and scale), ``.csv`` (tables: in their own
+    columns with the header, numbers unscaled and categories by name, for data read from CSV), an IDX
     name (``*-ubyte``, ``.idx``, optionally ``.gz``; uint8), ``.png`` (a figure of
     originals above reconstructions), anything else a folder of PNG images named after
     the inputs. Each file is written atomically; an existing output needs ``force``.
@@ -50,6 +51,8 @@ def write_samples(path: str | Path, x: np.ndarray, *, like: ArrayDataset, force:
     if suffix == ".npy":
         with atomic_path(path) as tmp, open(tmp, "wb") as f:
             np.save(f, _to_raw(x, like))
+    elif suffix == ".csv" and like.schema is not None:  # a table: its own columns, numbers unscaled
+        atomic_write_text(path, like.schema.to_csv(x, like.ids))
     elif suffix == ".csv":
         if x.ndim != 2:
             raise DataError(f"{path}: CSV output holds tables; these samples have shape {x.shape[1:]}")

@@ -125,6 +125,17 @@ class AnomalyDetector:
     ``threshold_`` (on the anomaly score), ``offset_`` (= -threshold_, scikit-learn's convention),
     ``calibration_scores_``, ``stats_`` (the combined score's medians and IQRs), ``density_``
     (the latent mixture, or None).
+
+    Example:
+        >>> import aekit
+        >>> train, test = aekit.load_dataset("mnist-5k"), aekit.load_dataset("mnist-5k", "test")
+        >>> zeros = train.x.numpy()[train.y.numpy() == 0]  # the normal class
+        >>> det = aekit.AnomalyDetector(model="dense", epochs=3).fit(zeros)
+        >>> det.evaluate(test.x.numpy(), test.y.numpy() != 0)["auroc"] > 0.8
+        True
+        >>> labels = det.predict(test.x.numpy())  # +1 normal, -1 anomaly, as in scikit-learn
+        >>> bool((labels[test.y.numpy() == 0] == 1).mean() > 0.9)  # most test zeros pass as normal
+        True
     """
 
     def __init__(
@@ -406,3 +417,25 @@ def class_index(data: ArrayDataset, normal_class: str) -> int:
     if normal_class.isdigit() and int(normal_class) < max(len(names), int(data.y.max()) + 1):
         return int(normal_class)
     raise DataError(f"{data.name}: no class {normal_class!r} (classes: {', '.join(names) or 'numbered'})")
+
+
+def report_extras(directory: str | Path) -> list:
+    """The detector's report sections from the files ``detect fit`` wrote in ``directory``:
+    the ROC curve, the most and least anomalous inputs and the evaluation table, where present."""
+    from aekit.evaluation.summary import Extra
+
+    directory = Path(directory)
+    extras = [
+        Extra(title, png=(directory / file).read_bytes())
+        for file, title in (
+            ("roc.png", "ROC curve (detector)"),
+            ("extremes.png", "Most and least anomalous inputs (detector)"),
+        )
+        if (directory / file).is_file()
+    ]
+    if (directory / "evaluation.json").is_file():
+        evaluation = json.loads((directory / "evaluation.json").read_text())
+        rows = [(k, v) for k, v in evaluation.items() if not isinstance(v, dict | list)]
+        rows += [(f"confusion {k}", v) for k, v in evaluation.get("confusion", {}).items()]
+        extras.append(Extra("Detector evaluation", rows=tuple(rows)))
+    return extras

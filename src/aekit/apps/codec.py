@@ -80,7 +80,19 @@ def model_hash(model) -> bytes:
 
 
 class Codec:
-    """Compress images to bytes and back with a trained ``codec`` run."""
+    """Compress images to bytes and back with a trained ``codec`` run.
+
+    Example:
+        >>> import aekit
+        >>> _ = aekit.train("mnist-5k", "codec", limit=500, epochs=1, out="runs/codec", progress=False)
+        >>> codec = aekit.Codec.load("runs/codec")
+        >>> images = aekit.load_dataset("mnist-5k", "test", limit=100).x.numpy()  # uint8 (100, 1, 28, 28)
+        >>> data = codec.compress(images)  # the bytes of an .aek file
+        >>> data[:3], len(data) < images.size // 4  # a header (magic, version, model hash...), then the code
+        (b'AEK', True)
+        >>> codec.decompress(data).shape
+        (100, 1, 28, 28)
+    """
 
     def __init__(self, run: Run) -> None:
         if run.config.model != "codec":

@@ -42,6 +42,16 @@ class Denoiser:
 
     Any autoencoder run works; one trained with ``--model denoising`` for the noise at hand
     works best. :attr:`noise` says what the run was trained against.
+
+    Example:
+        >>> import numpy as np, aekit
+        >>> _ = aekit.train("mnist-5k", "denoising", limit=500, epochs=1, out="runs/den", progress=False)
+        >>> denoise = aekit.Denoiser.load("runs/den")
+        >>> denoise.noise
+        'gaussian 0.3'
+        >>> noisy = np.random.default_rng(0).random((3, 28, 28), dtype=np.float32)
+        >>> denoise(noisy).shape  # the input's shape, values in [0, 1]
+        (3, 28, 28)
     """
 
     run: Run

@@ -35,6 +35,13 @@ class AutoencoderTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
         epochs, batch_size, lr: Training (Adam, one-cycle schedule).
         random_state: Seeds initialisation and batch order: the same seed, the same codes.
         model_options: Other model settings, e.g. ``{"activation": "gelu"}``.
+
+    Example:
+        >>> import numpy as np, aekit
+        >>> X = np.random.default_rng(0).normal(size=(200, 6))
+        >>> ae = aekit.AutoencoderTransformer(latent_dim=2, epochs=5).fit(X)
+        >>> ae.transform(X).shape, ae.inverse_transform(ae.transform(X)).shape
+        ((200, 2), (200, 6))
     """
 
     def __init__(
@@ -57,7 +64,7 @@ class AutoencoderTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
         self.random_state = random_state
         self.model_options = model_options
 
-    def fit(self, X, y=None):
+    def fit(self, X: Any, y: Any = None) -> AutoencoderTransformer:
         X = validate_data(self, X, dtype=[np.float64, np.float32], ensure_min_samples=2)
         self.lo_ = X.min(0)
         span = X.max(0) - self.lo_

@@ -137,6 +137,12 @@ class ArrayDataset:
         classes: Names of the labels, when known.
         ids: A name per sample (e.g. the image file names), when known.
         schema: For CSV tables, the :class:`aekit.data.tabular.TableSchema` (columns, scales, categories).
+
+    Example:
+        >>> import numpy as np, aekit
+        >>> data = aekit.ArrayDataset(np.zeros((4, 1, 8, 8), np.uint8), y=np.array([0, 1, 0, 1]))
+        >>> len(data), data.shape, data.is_image
+        (4, (1, 8, 8), True)
     """
 
     x: Tensor | np.ndarray

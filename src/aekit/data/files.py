@@ -15,7 +15,7 @@ import numpy as np
 
 from aekit.data.dataset import ArrayDataset, Scaling
 from aekit.data.idx import is_idx, read_idx
-from aekit.data.tabular import read_csv
+from aekit.data.tabular import TableSchema, read_csv
 from aekit.errors import DataError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
@@ -169,12 +169,24 @@ def _pixels(im, colour: bool, path: Path) -> np.ndarray:
     return a.transpose(2, 0, 1) if colour else a[None]
 
 
-def read_path(path: str | Path) -> ArrayDataset:
+def read_path(
+    path: str | Path,
+    *,
+    missing: str = "error",
+    schema: TableSchema | None = None,
+    id_column: str | None = None,
+) -> ArrayDataset:
     """Read data from a path, choosing the reader from what it is.
 
     Folders are image folders; ``.npy``/``.npz`` are arrays; ``.csv`` tables;
     IDX files are recognised by name (``*-ubyte``, ``.idx``, gz or not); a single
     image file is a dataset of one.
+
+    Args:
+        path: The file or folder.
+        missing: Tables: ``error``, ``drop`` or ``impute`` missing values.
+        schema: Tables: a trained run's encoding, applied as is (else one is fitted to the table).
+        id_column: Tables: the column that names the rows (None: detected), when fitting.
     """
     path = Path(path)
     if not path.exists():
@@ -185,7 +197,7 @@ def read_path(path: str | Path) -> ArrayDataset:
     if suffix in (".npy", ".npz"):
         return read_npy(path)
     if suffix == ".csv":
-        return read_csv(path)
+        return read_csv(path, missing=missing, schema=schema, id_column=id_column)
     if suffix in IMAGE_SUFFIXES:
         return _read_one_image(path)
     if is_idx(path):

@@ -19,7 +19,7 @@ import numpy as np
 
 from aekit.data import download
 from aekit.data.dataset import ArrayDataset, Scaling
-from aekit.data.files import from_array, read_image_folder, read_npy, read_path
+from aekit.data.files import IMAGE_SUFFIXES, from_array, read_image_folder, read_npy, read_path
 from aekit.data.idx import read_idx
 from aekit.data.tabular import read_csv
 from aekit.errors import DataError
@@ -68,39 +68,133 @@ def load_dataset(
     limit: int | None = None,
     missing: str = "error",
     schema: Any = None,
+    id_column: str | None = None,
+    seed: int = 0,
 ) -> ArrayDataset:
     """Load a dataset by name (``fashion-mnist``), scheme (``npy:x.npy``) or path.
 
+    A name that is also an existing path (a folder ``./digits``) is an error naming both: write
+    ``name:digits`` for the named dataset, or ``images:digits`` / ``./digits`` for the path.
+
     Args:
-        name: A registered name, ``scheme:PATH``, or an existing path.
+        name: A registered name, ``name:NAME``, ``scheme:PATH``, or an existing path.
         split: ``"train"`` or ``"test"`` for named datasets; ignored for files.
-        limit: Keep only the first ``limit`` samples (for quick runs and tests).
+        limit: Keep ``limit`` samples: a random subset drawn with ``seed``, stratified by label
+            (each class keeps its share) when the data has labels, in the data's own order.
         missing: CSV tables: ``error``, ``drop`` or ``impute`` missing values.
         schema: CSV tables: the encoding a trained run learned (a ``TableSchema``), applied as is.
+        id_column: CSV tables: the column that names the rows (None: detected), when fitting.
+        seed: The seed of ``limit``'s draw.
 
     Raises:
-        DataError: unknown name, missing split, or a file that cannot be read.
+        DataError: unknown name, a path that does not exist, a name that is also a path, missing
+            split, or a file that cannot be read.
+
+    Example:
+        >>> import aekit
+        >>> digits = aekit.load_dataset("mnist-5k", "test")  # shipped with the install: no download
+        >>> len(digits), digits.shape, digits.classes[:3]
+        (1000, (1, 28, 28), ('0', '1', '2'))
+        >>> import numpy as np
+        >>> np.save("rows.npy", np.random.default_rng(0).random((5, 3), dtype=np.float32))
+        >>> aekit.load_dataset("rows.npy").shape  # files too: .npy, IDX, CSV, image folders
+        (3,)
     """
     if split not in SPLITS:
         raise DataError(f"unknown split {split!r} (expected one of {', '.join(SPLITS)})")
     if "\x00" in name:
         raise DataError(f"{name!r}: a data set name or path cannot hold a NUL byte")
-    if name in SOURCES:
-        data = SOURCES[name].load(split)
+    table = {"missing": missing, "schema": schema, "id_column": id_column}
+    forced = name.startswith(NAME_PREFIX)
+    key = name[len(NAME_PREFIX) :] if forced else name
+    if forced or key in SOURCES:
+        if key not in SOURCES:
+            raise DataError(f"unknown dataset {key!r} (known: {', '.join(sorted(SOURCES))})")
+        if not forced and Path(name).exists():
+            what = "folder" if Path(name).is_dir() else "file"
+            raise DataError(
+                f"{name!r} is both a named dataset and a {what} here ({Path(name).resolve()}); write "
+                f"{NAME_PREFIX}{name} for the dataset or ./{name} for the {what}"
+            )
+        data = SOURCES[key].load(split)
     elif ":" in name and name.split(":", 1)[0] in SCHEMES:
         scheme, path = name.split(":", 1)
-        data = read_csv(path, missing=missing, schema=schema) if scheme == "csv" else SCHEMES[scheme](path)
+        data = read_csv(path, **table) if scheme == "csv" else SCHEMES[scheme](path)
         data.name = name
-    elif Path(name).is_file() and Path(name).suffix.lower() == ".csv":
-        data = read_csv(name, missing=missing, schema=schema)
     elif Path(name).exists():
-        data = read_path(name)
+        data = read_path(name, **table)
+    elif looks_like_path(name):
+        raise DataError(f"{name}: no such file or folder")
     else:
-        known = ", ".join(sorted(SOURCES)) + ", " + ", ".join(f"{s}:PATH" for s in SCHEMES)
+        known = ", ".join(sorted(SOURCES)) + ", " + ", ".join(f"{s}:PATH" for s in SCHEMES) + ", name:NAME"
         raise DataError(f"unknown dataset {name!r} (known: {known}; or a path to a file or folder)")
     if limit is not None and limit < len(data):
-        data = data.subset(np.arange(limit))
+        data = data.subset(sample_indices(data, limit, seed))
     return data
+
+
+NAME_PREFIX = "name:"
+# suffixes of files aekit reads: a name ending in one is a path, even when it does not exist
+PATH_SUFFIXES = (".npy", ".npz", ".csv", ".gz", ".idx", ".mid", ".midi", *IMAGE_SUFFIXES)
+
+
+def looks_like_path(name: str) -> bool:
+    """A slash, a leading ``.`` or ``~``, or a known file suffix: meant as a path, not a dataset name."""
+    return (
+        "/" in name
+        or "\\" in name
+        or name.startswith((".", "~"))
+        or name.lower().endswith(PATH_SUFFIXES)
+        or name.endswith("-ubyte")
+    )
+
+
+def sample_indices(data: ArrayDataset, n: int, seed: int = 0) -> np.ndarray:
+    """``n`` sample indices drawn at random with ``seed``, sorted; stratified when there are labels.
+
+    With labels, every class keeps its share of the ``n`` (within one sample): the samples are
+    shuffled, each is ranked within its class, and the ``n`` with the lowest rank relative to their
+    class's size are kept. So ``limit=2000`` of class-sorted data holds every class, not the first.
+    """
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(len(data))
+    if data.y is None:
+        return np.sort(order[:n])
+    y = data.y.numpy()[order]
+    _, inverse, counts = np.unique(y, return_inverse=True, return_counts=True)
+    rank = np.empty(len(y), dtype=np.float64)
+    for k in range(len(counts)):
+        members = np.flatnonzero(inverse == k)
+        rank[members] = (np.arange(len(members)) + 0.5) / counts[k]
+    keep = np.argsort(rank, kind="stable")[:n]  # ties: the shuffled order decides
+    return np.sort(order[keep])
+
+
+def describe_data(
+    name: str, split: str, n: int, *, limit: int | None = None, trained_on: str | None = None
+) -> str:
+    """Which data a command used, for its first line: the split of a named dataset or the whole
+    file, whether ``limit`` drew a subset, and a warning when it is the data the run trained on.
+
+    >>> describe_data("data/t.csv", "test", 1500, trained_on="data/t.csv")
+    'data/t.csv (the whole file, 1500 samples; the data this run trained on, not held out)'
+    """
+
+    def bare(s: str) -> str:
+        return s[len(NAME_PREFIX) :] if s.startswith(NAME_PREFIX) else s
+
+    key, same = bare(name), trained_on is not None and bare(name) == bare(trained_on)
+    subset = limit is not None and n >= limit
+    if key in SOURCES:
+        what = f"{split} split, " + (f"a random subset of {n} samples" if subset else f"{n} samples")
+        note = "; the split this run trained on" if same and split == "train" else ""
+    else:
+        whole = "folder" if Path(name.split(":", 1)[-1]).is_dir() else "file"
+        what = (
+            f"a random subset of {n} samples of the {whole}" if subset else f"the whole {whole}, {n} samples"
+        )
+        note = "; the data this run trained on, not held out" if same else ""
+    return f"{name} ({what}{note})"
 
 
 register_scheme("npy")(read_npy)
@@ -278,13 +372,16 @@ def _mnist_5k(split: str) -> ArrayDataset:
     lambda: _here_or(_package_file("sklearn", "datasets", "data", "digits.csv.gz"), "missing: scikit-learn"),
 )
 def _digits(split: str) -> ArrayDataset:
-    from sklearn.datasets import load_digits
-
-    bunch = load_digits()
-    x = bunch.data.astype(np.uint8).reshape(-1, 1, 8, 8)  # values 0..16
+    # scikit-learn's file, read with numpy: importing scikit-learn (and SciPy) for it costs ~1 s
+    spec = importlib.util.find_spec("sklearn")
+    if spec is None or not spec.submodule_search_locations:
+        raise DataError("digits: needs scikit-learn, which ships the file (pip install scikit-learn)")
+    path = Path(next(iter(spec.submodule_search_locations))) / "datasets" / "data" / "digits.csv.gz"
+    table = np.loadtxt(path, delimiter=",", dtype=np.int64)  # 1797 rows: 64 pixels, then the label
+    x = table[:, :-1].astype(np.uint8).reshape(-1, 1, 8, 8)  # values 0..16
     keep = slice(1437, None) if split == "test" else slice(0, 1437)
     return ArrayDataset(
-        x[keep], bunch.target[keep], name="digits", scaling=Scaling((0.0,), (16.0,)), classes=DIGITS
+        x[keep], table[keep, -1], name="digits", scaling=Scaling((0.0,), (16.0,)), classes=DIGITS
     )
 
 

@@ -14,6 +14,9 @@ from typing import Any
 
 from aekit.errors import ConfigError
 
+if typing.TYPE_CHECKING:
+    from torch import nn
+
 
 @dataclass(frozen=True)
 class ModelSpec:
@@ -97,11 +100,14 @@ def _coerce(value: Any, hint: Any, where: str) -> Any:
     return value
 
 
-def build_model(name: str, config: Any = None, **overrides: Any):
+def build_model(name: str, config: Any = None, **overrides: Any) -> nn.Module:
     """Create a registered model from its name and a config (dataclass or dict) plus overrides.
 
     Example:
-        >>> build_model("dense", latent_dim=16)
+        >>> import torch, aekit
+        >>> model = aekit.build_model("dense", latent_dim=16)  # untrained; aekit.MODELS lists the names
+        >>> model.encode(torch.rand(2, 1, 28, 28)).shape
+        torch.Size([2, 16])
     """
     spec = get_spec(name)
     if isinstance(config, spec.config_cls):

@@ -6,43 +6,70 @@ They use ``matplotlib.figure.Figure`` directly (no pyplot, no global state, no s
 
 from __future__ import annotations
 
+import io
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from aekit.fileio import atomic_path
+
+LABEL_POINTS_PER_INCH = 1.5  # row labels: 18 pt on a 12-inch strip, about 10 px in a 520 px column
 
 
 def _numpy(a) -> np.ndarray:
     return a.detach().cpu().numpy() if hasattr(a, "detach") else np.asarray(a)
 
 
+def mosaic(images, cols: int, gap: float = 0.08) -> np.ndarray:
+    """Tile images into one array, ``cols`` to a row, with white gaps of ``gap`` times the image size.
+
+    One image drawn once is far cheaper than an axes per image (64 samples: 64 axes to lay out).
+
+    Shape:
+        images: (N, C, H, W) with C 1 or 3, or (N, H, W), values in [0, 1]
+        -> (rows * (H + g) - g, cols * (W + g) - g), plus a last axis of 3 for colour.
+    """
+    images = np.clip(_numpy(images).astype(np.float32), 0, 1)
+    if images.ndim == 4:
+        images = images[:, 0] if images.shape[1] == 1 else images.transpose(0, 2, 3, 1)
+    n, h, w = images.shape[:3]
+    cols = max(1, min(cols, n))
+    rows = -(-n // cols)
+    g = max(1, round(gap * max(h, w)))
+    out = np.ones((rows * (h + g) - g, cols * (w + g) - g, *images.shape[3:]), dtype=np.float32)
+    for i, image in enumerate(images):
+        r, c = divmod(i, cols)
+        out[r * (h + g) : r * (h + g) + h, c * (w + g) : c * (w + g) + w] = image
+    return out
+
+
 def _show(ax, image: np.ndarray) -> None:
-    """Draw one image (C, H, W) or (H, W) with values in [0, 1]."""
-    if image.ndim == 3:
-        image = image[0] if image.shape[0] == 1 else image.transpose(1, 2, 0)
+    """Draw one 2-D (gray) or (H, W, 3) array with values in [0, 1], without axes."""
     kw = {"cmap": "gray", "vmin": 0, "vmax": 1} if image.ndim == 2 else {}
-    ax.imshow(np.clip(image, 0, 1), interpolation="nearest", **kw)
-    ax.set_xticks([])
-    ax.set_yticks([])
+    ax.imshow(image, interpolation="nearest", **kw)
+    ax.axis("off")
 
 
 def comparison_grid(rows: Sequence[tuple[str, object]], n: int = 10, title: str | None = None) -> Figure:
     """Labelled rows of images, column i showing sample i in each row (e.g. noisy / denoised / clean).
+
+    Each row's label is a heading above it, sized for the figure's width, so it stays readable
+    when the figure is shrunk to a page column (a label beside the first image was not).
 
     Shape:
         each row's images: (N, C, H, W) or (N, H, W), values in [0, 1].
     """
     arrays = [(label, _numpy(images)) for label, images in rows]
     n = max(1, min(n, *(len(a) for _, a in arrays)))
-    fig = Figure(figsize=(1.2 * n, 1.3 * len(arrays)), layout="constrained")
-    axes = fig.subplots(len(arrays), n, squeeze=False)
-    for r, (label, images) in enumerate(arrays):
-        for i in range(n):
-            _show(axes[r, i], images[i])
-        axes[r, 0].set_ylabel(label, fontsize=8)
+    width = 1.2 * max(n, 4)  # a few images still leave room for the row labels
+    fig = Figure(figsize=(width, 1.6 * len(arrays)), layout="constrained")
+    axes = fig.subplots(len(arrays), 1, squeeze=False)[:, 0]
+    for (label, images), ax in zip(arrays, axes, strict=True):
+        _show(ax, mosaic(images[:n], n))
+        ax.set_title(label, loc="left", fontsize=max(11.0, LABEL_POINTS_PER_INCH * width))
     if title:
         fig.suptitle(title)
     return fig
@@ -82,12 +109,7 @@ def image_grid(images, nrow: int = 8, title: str | None = None) -> Figure:
     cols = max(1, min(nrow, len(images)))
     rows = -(-len(images) // cols)
     fig = Figure(figsize=(1.0 * cols, 1.0 * rows + (0.4 if title else 0)), layout="constrained")
-    axes = fig.subplots(rows, cols, squeeze=False)
-    for i, ax in enumerate(axes.flat):
-        if i < len(images):
-            _show(ax, images[i])
-        else:
-            ax.axis("off")
+    _show(fig.subplots(), mosaic(images, cols))
     if title:
         fig.suptitle(title)
     return fig
@@ -114,7 +136,43 @@ def loss_curves(history: Sequence[dict[str, float]]) -> Figure:
             ax.set_yscale("log")
         ax.set_title(term)
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole: no tick at 1.5
         ax.legend(fontsize=7)
+    return fig
+
+
+def latent_map(
+    xy: np.ndarray, labels: np.ndarray | None, classes: Sequence[str] | None, title: str = ""
+) -> Figure:
+    """Points (N, 2) (e.g. codes projected to 2-D), coloured by class index ``labels`` (N,) when given."""
+    fig = Figure(figsize=(4.6, 4.0), layout="constrained")
+    ax = fig.subplots()
+    if labels is None:
+        ax.scatter(xy[:, 0], xy[:, 1], s=3, alpha=0.6)
+    else:
+        for k in np.unique(labels):
+            pick = labels == k
+            name = classes[k] if classes and k < len(classes) else str(k)
+            ax.scatter(xy[pick, 0], xy[pick, 1], s=3, alpha=0.7, label=name)
+        ax.legend(fontsize=6, markerscale=3, loc="best", ncols=2)
+    ax.set_title(title, fontsize=9)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    return fig
+
+
+def bar_chart(values, title: str, xlabel: str, ylabel: str, line: float | None = None) -> Figure:
+    """One bar per value (e.g. KL per latent dimension, codebook usage), with an optional level line."""
+    values = _numpy(values)
+    fig = Figure(figsize=(4.6, 2.6), layout="constrained")
+    ax = fig.subplots()
+    ax.bar(np.arange(len(values)), values, width=0.9)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # dimensions and codes are numbered
+    if line is not None:
+        ax.axhline(line, ls=":", c="grey", lw=1)
+    ax.set_title(title, fontsize=9)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
     return fig
 
 
@@ -160,6 +218,13 @@ def roc_curve(truth, scores, title: str | None = None) -> Figure:
     if title:
         ax.set_title(title, fontsize=9)
     return fig
+
+
+def figure_png(fig: Figure, dpi: int = 100) -> bytes:
+    """``fig`` as PNG bytes (to embed in a page, or to write and embed without drawing twice)."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi)
+    return buf.getvalue()
 
 
 def save_figure(fig: Figure, path: str | Path, dpi: int = 100) -> Path:

@@ -1,32 +1,36 @@
 """``report.html``: one self-contained page per run (or several runs side by side).
 
-Every image is embedded as a data URI and the style is inline, so the page opens offline and
-can be mailed as one file; the layout is a single column on a phone and a grid on a desktop.
-Sections appear where they apply: configuration, data, loss curves, test metrics, originals
-beside reconstructions, a 2-D map of the codes coloured by label, samples and interpolations,
-per-dimension KL and active units (VAE family), codebook usage (VQ), the ROC curve and the
-most anomalous inputs (detectors), and the environment.
+The page renders a :class:`aekit.evaluation.summary.RunSummary` and computes nothing itself:
+no model call, no tensor, no file read. Every image is embedded as a data URI and the style is
+inline, so the page opens offline and can be mailed as one file; the layout is a single column
+on a phone and a grid on a desktop. Sections appear where they apply: configuration, data, loss
+curves, test metrics, originals beside reconstructions, a 2-D map of the codes coloured by label,
+samples and interpolations, per-dimension KL and active units (VAE family), codebook usage (VQ),
+the sections applications add (a detector's ROC curve...), and the environment.
 """
 
 from __future__ import annotations
 
 import base64
 import html
-import io
-import json
-import platform
-import time
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import torch
 from matplotlib.figure import Figure
 
+from aekit.evaluation.summary import ACTIVE_UNIT_KL, REPORT_SAMPLES, RunSummary
 from aekit.fileio import atomic_write_text
+from aekit.report.figures import (
+    bar_chart,
+    figure_png,
+    image_grid,
+    latent_map,
+    loss_curves,
+    reconstruction_grid,
+)
 
 REPORT = "report.html"
-ACTIVE_UNIT_KL = 0.01  # nats: a dimension whose mean KL is below this carries no information
 
 _STYLE = """
 body{font:15px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0}
@@ -45,16 +49,14 @@ details summary{cursor:pointer;color:#3a6ea5}
 
 
 def figure_uri(fig: Figure, dpi: int = 90) -> str:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=dpi)
-    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+    return png_uri(figure_png(fig, dpi))
 
 
-def file_uri(path: Path) -> str:
-    return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode("ascii")
+def png_uri(png: bytes) -> str:
+    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
 
 
-def _table(rows: list[tuple[str, Any]]) -> str:
+def _table(rows: Sequence[tuple[str, Any]]) -> str:
     cells = []
     for key, value in rows:
         if isinstance(value, float):
@@ -69,179 +71,89 @@ def _image(uri: str, alt: str) -> str:
     return f'<img src="{uri}" alt="{html.escape(alt)}">'
 
 
-def latent_map(codes: np.ndarray, labels: np.ndarray | None, classes: list[str] | None) -> Figure:
-    """The codes projected to 2-D (PCA; the codes themselves when they are 2-D), coloured by label."""
-    if codes.shape[1] > 2:
-        from sklearn.decomposition import PCA
-
-        xy, how = PCA(2, random_state=0).fit_transform(codes), "PCA of the codes"
-    else:
-        xy, how = np.pad(codes, ((0, 0), (0, 2 - codes.shape[1]))), "the codes"
-    fig = Figure(figsize=(4.6, 4.0), layout="constrained")
-    ax = fig.subplots()
-    if labels is None:
-        ax.scatter(xy[:, 0], xy[:, 1], s=3, alpha=0.6)
-    else:
-        for k in np.unique(labels):
-            pick = labels == k
-            name = classes[k] if classes and k < len(classes) else str(k)
-            ax.scatter(xy[pick, 0], xy[pick, 1], s=3, alpha=0.7, label=name)
-        ax.legend(fontsize=6, markerscale=3, loc="best", ncols=2)
-    ax.set_title(how, fontsize=9)
-    ax.set_xticks([])
-    ax.set_yticks([])
-    return fig
+def _note(text: str) -> str:
+    return f'<p class="note">{html.escape(text)}</p>'
 
 
-def _bar(values: np.ndarray, title: str, xlabel: str, ylabel: str, line: float | None = None) -> Figure:
-    fig = Figure(figsize=(4.6, 2.6), layout="constrained")
-    ax = fig.subplots()
-    ax.bar(np.arange(len(values)), values, width=0.9)
-    if line is not None:
-        ax.axhline(line, ls=":", c="grey", lw=1)
-    ax.set_title(title, fontsize=9)
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
-    return fig
+def run_section(summary: RunSummary, drawn: Mapping[str, bytes] | None = None) -> str:
+    """The HTML of one run: every section its summary holds.
 
+    Args:
+        summary: What to show.
+        drawn: PNGs already drawn from this summary (``"loss_curves"``, ``"reconstructions"``, as
+            :func:`aekit.report.artifacts.write_figures` returns them), embedded instead of drawn again.
+    """
+    s = summary
+    drawn = drawn or {}
 
-def environment(device: str) -> list[tuple[str, Any]]:
-    import matplotlib
+    def shown(key: str, draw, alt: str) -> str:
+        return _image(png_uri(drawn[key]) if key in drawn else figure_uri(draw()), alt)
 
-    from aekit._version import __version__
-
-    return [
-        ("aekit", __version__),
-        ("python", platform.python_version()),
-        ("torch", torch.__version__),
-        ("numpy", np.__version__),
-        ("matplotlib", matplotlib.__version__),
-        ("platform", platform.platform()),
-        ("device", device),
-        ("CPU threads", torch.get_num_threads()),
-        ("written", time.strftime("%Y-%m-%d %H:%M:%S %Z")),
-    ]
-
-
-def run_section(run, data=None, max_samples: int = 2000) -> str:
-    """The HTML of one run: every section that applies. ``data`` (test data) adds metrics and maps."""
-    from aekit.report.figures import image_grid, loss_curves, reconstruction_grid
-
-    parts: list[str] = []
-    name = run.path.name if run.path else run.config.model
-    parts.append(f"<h1>{html.escape(name)}</h1>")
+    parts: list[str] = [f"<h1>{html.escape(s.name)}</h1>"]
     parts.append(
-        f'<p class="note">model <b>{html.escape(run.config.model)}</b> on '
-        f"<b>{html.escape(str(run.dataset.name))}</b></p>"
+        f'<p class="note">model <b>{html.escape(s.model_name)}</b> on <b>{html.escape(s.data_name)}</b></p>'
     )
-    ds = run.dataset
-    parts.append("<h2>Data</h2>")
-    parts.append(
-        _table(
-            [
-                ("source", ds.name),
-                ("training samples", ds.size),
-                ("sample shape", " x ".join(map(str, ds.shape))),
-                ("stored as", ds.dtype),
-                ("classes", ", ".join(ds.classes or []) or "none"),
-            ]
-        )
-    )
-    if run.history:
+    parts.append("<h2>Data</h2>" + _table(s.data_rows))
+    if s.history:
         parts.append("<h2>Training</h2>")
-        parts.append(_image(figure_uri(loss_curves(run.history)), "loss curves"))
-        last = run.history[-1]
-        parts.append(_table([(k, float(v)) for k, v in last.items() if k not in ("epoch",)]))
-
-    model = run.model
-    if data is not None:
-        n = min(len(data), max_samples)
-        data = run.prepare(data).subset(torch.arange(n))
-        metrics = run.evaluate(data)
-        parts.append(f"<h2>Test metrics ({n} samples of {html.escape(data.name)})</h2>")
-        parts.append(_table([(k, float(v)) for k, v in metrics.items() if k != "n"]))
-        x = data.take(torch.arange(min(10, n)))[0].numpy()
-        recon = run.reconstruct(data.subset(torch.arange(min(10, n))))
+        parts.append(shown("loss_curves", lambda: loss_curves(s.history), "loss curves"))
+        parts.append(_table([(k, float(v)) for k, v in s.history[-1].items() if k != "epoch"]))
+    if s.test is not None:
+        samples = f"{s.test.n} sample{'' if s.test.n == 1 else 's'}"
+        parts.append(f"<h2>Test metrics ({samples} of {html.escape(s.test.data_name)})</h2>")
+        parts.append(_table(list(s.test.metrics.items())))
+    if s.originals is not None and s.reconstructions is not None:
         parts.append("<h2>Originals and reconstructions</h2>")
-        parts.append(_image(figure_uri(reconstruction_grid(x, recon)), "originals above reconstructions"))
-        codes = run.encode(data)
-        labels = data.y.numpy() if data.y is not None else None
+        grid = lambda: reconstruction_grid(s.originals, s.reconstructions)  # noqa: E731
+        parts.append(shown("reconstructions", grid, "originals above reconstructions"))
+    if s.latent is not None:
         parts.append("<h2>Latent map</h2>")
-        parts.append(_image(figure_uri(latent_map(codes, labels, ds.classes)), "latent map"))
-        if model.has_likelihood:
-            with torch.no_grad():
-                kl = model.kl_per_dim(*data.take(torch.arange(n), run.device)).cpu().numpy()
-            active = int((kl > ACTIVE_UNIT_KL).sum())
-            parts.append("<h2>Posterior: KL per latent dimension</h2>")
-            parts.append(
-                f'<p class="note">{active} of {len(kl)} dimensions active (mean KL above '
-                f"{ACTIVE_UNIT_KL} nats); collapsed dimensions sit at zero.</p>"
+        if s.latent.note:
+            parts.append(_note(s.latent.note))
+        if s.latent.xy is not None:
+            fig = latent_map(s.latent.xy, s.latent.labels, s.latent.classes, s.latent.how)
+            parts.append(_image(figure_uri(fig), "latent map"))
+    if s.kl_per_dim is not None:
+        parts.append("<h2>Posterior: KL per latent dimension</h2>")
+        parts.append(
+            _note(
+                f"{s.active_units} of {len(s.kl_per_dim)} dimensions active (mean KL above "
+                f"{ACTIVE_UNIT_KL} nats); collapsed dimensions sit at zero."
             )
-            parts.append(_image(figure_uri(_bar(kl, "mean KL per dimension", "dimension", "nats")), "KL"))
-        if model.has_codebook:
-            with torch.no_grad():
-                idx = model.codes(data.take(torch.arange(n), run.device)[0]).flatten().cpu()
-            counts = torch.bincount(idx, minlength=model.config.codebook_size).numpy()
-            p = counts / counts.sum()
-            perplexity = float(np.exp(-(p[p > 0] * np.log(p[p > 0])).sum()))
-            parts.append("<h2>Codebook usage</h2>")
-            parts.append(
-                f'<p class="note">{int((counts > 0).sum())} of {len(counts)} codes used; '
-                f"perplexity {perplexity:.1f}.</p>"
+        )
+        fig = bar_chart(s.kl_per_dim, "mean KL per dimension", "dimension", "nats")
+        parts.append(_image(figure_uri(fig), "KL"))
+    if s.codebook is not None:
+        parts.append("<h2>Codebook usage</h2>")
+        parts.append(
+            _note(
+                f"{s.codebook.used} of {len(s.codebook.counts)} codes used; "
+                f"perplexity {s.codebook.perplexity:.1f}."
             )
-            usage = np.sort(p)[::-1]
-            parts.append(_image(figure_uri(_bar(usage, "code usage, sorted", "code", "share")), "codebook"))
-    if getattr(model, "generative", False) and len(model.input_shape) == 3:
-        with torch.no_grad():
-            g = torch.Generator(run.device).manual_seed(run.config.train.seed)
-            y = (
-                torch.arange(32, device=run.device) % model.config.num_classes
-                if getattr(model, "conditional", False)
-                else None
-            )
-            samples = model.sample(32, generator=g, y=y).float().cpu().numpy()
+        )
+        fig = bar_chart(s.codebook.shares, "code usage, sorted", "code", "share")
+        parts.append(_image(figure_uri(fig), "codebook"))
+    if s.samples is not None:
         parts.append("<h2>Samples from the prior</h2>")
-        parts.append(_image(figure_uri(image_grid(samples, nrow=8)), "samples"))
-        if data is not None and len(data) >= 2:
-            pair, labels = data.take(torch.arange(2), run.device)
-            cond = getattr(model, "conditional", False)
-            ya, yb = (labels[:1], labels[1:]) if cond else (None, None)
-            with torch.no_grad():
-                za, zb = model.encode(pair[:1], ya), model.encode(pair[1:], yb)
-                t = torch.linspace(0, 1, 8, device=run.device)[:, None]
-                y_walk = ya.expand(8) if cond else None  # conditional: the walk keeps the first label
-                walk = model.decode(za + t * (zb - za), y_walk).float().cpu().numpy()
-            parts.append("<h2>Interpolation between two test inputs</h2>")
-            parts.append(_image(figure_uri(image_grid(walk, nrow=8)), "interpolation"))
-    if run.path is not None:
-        extra = [
-            ("roc.png", "ROC curve (detector)"),
-            ("extremes.png", "Most and least anomalous inputs (detector)"),
-            ("rate_distortion.png", "Rate-distortion curve (codec)"),
-        ]
-        for file, title in extra:
-            if (run.path / file).is_file():
-                parts.append(f"<h2>{html.escape(title)}</h2>")
-                parts.append(_image(file_uri(run.path / file), title))
-        if (run.path / "evaluation.json").is_file():
-            evaluation = json.loads((run.path / "evaluation.json").read_text())
-            flat = [(k, v) for k, v in evaluation.items() if not isinstance(v, dict | list)]
-            flat += [(f"confusion {k}", v) for k, v in evaluation.get("confusion", {}).items()]
-            parts.append("<h2>Detector evaluation</h2>" + _table(flat))
-    config = run.config.to_dict()
+        parts.append(_image(figure_uri(image_grid(s.samples[:REPORT_SAMPLES], nrow=8)), "samples"))
+    if s.interpolation is not None:
+        parts.append("<h2>Interpolation between two test inputs</h2>")
+        parts.append(_image(figure_uri(image_grid(s.interpolation, nrow=8)), "interpolation"))
+    for extra in s.extras:
+        parts.append(f"<h2>{html.escape(extra.title)}</h2>")
+        if extra.note:
+            parts.append(_note(extra.note))
+        if extra.png is not None:
+            parts.append(_image(png_uri(extra.png), extra.title))
+        if extra.rows is not None:
+            parts.append(_table(extra.rows))
     parts.append("<h2>Configuration</h2>")
     for section in ("model", "train", "data"):
-        parts.append(
-            f"<details><summary>{section}</summary>"
-            + _table(
-                [
-                    (k, v if not isinstance(v, list) else ", ".join(map(str, v)))
-                    for k, v in config[section].items()
-                ]
-            )
-            + "</details>"
-        )
-    parts.append("<h2>Environment</h2>" + _table(environment(str(run.device))))
+        rows = [
+            (k, ", ".join(map(str, v)) if isinstance(v, list) else v) for k, v in s.config[section].items()
+        ]
+        parts.append(f"<details><summary>{section}</summary>{_table(rows)}</details>")
+    parts.append("<h2>Environment</h2>" + _table(s.environment))
     return '<section class="run">' + "\n".join(parts) + "</section>"
 
 
@@ -254,14 +166,17 @@ def render(sections: list[str], title: str) -> str:
     )
 
 
-def write_report(runs: list, out: str | Path, data: list | None = None) -> Path:
-    """Write one page for ``runs`` (side by side when several), atomically, to ``out``.
+def write_report(
+    summaries: Sequence[RunSummary], out: str | Path, drawn: Sequence[Mapping[str, bytes]] | None = None
+) -> Path:
+    """Write one page for ``summaries`` (side by side when several), atomically, to ``out``.
 
     Args:
-        runs: :class:`aekit.Run` objects.
-        data: Test data per run (or None entries) for metrics, maps and interpolations.
+        summaries: One :class:`RunSummary` per run (:func:`aekit.evaluation.summary.summarize_run`).
+        out: The page's path.
+        drawn: Per run, PNGs already drawn from its summary (see :func:`run_section`).
     """
-    data = data or [None] * len(runs)
-    sections = [run_section(run, d) for run, d in zip(runs, data, strict=True)]
-    title = " vs ".join(r.path.name if r.path else r.config.model for r in runs) + " - aekit report"
+    drawn = list(drawn) if drawn is not None else [{}] * len(summaries)
+    sections = [run_section(s, d) for s, d in zip(summaries, drawn, strict=True)]
+    title = " vs ".join(s.name for s in summaries) + " - aekit report"
     return atomic_write_text(Path(out), render(sections, title))

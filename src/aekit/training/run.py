@@ -38,6 +38,16 @@ class Run:
         model: The model, in eval mode.
         path: The run directory, when there is one.
         history: One dict of metrics per epoch.
+
+    Example:
+        >>> import aekit
+        >>> run = aekit.train("mnist-5k", model_options={"latent_dim": 8}, limit=200, epochs=1,
+        ...                   out="runs/run", progress=False)
+        >>> test = aekit.load_dataset("mnist-5k", "test", limit=10)
+        >>> run.encode(test).shape, run.reconstruct(test).shape
+        ((10, 8), (10, 1, 28, 28))
+        >>> sorted(run.evaluate(test))
+        ['mse', 'n', 'psnr', 'ssim']
     """
 
     config: RunConfig
@@ -122,7 +132,8 @@ class Run:
         return self._map(data, self.model.encode, batch_size, progress)
 
     def evaluate(self, data: ArrayDataset, batch_size: int = 1024, iw_samples: int = 0) -> dict[str, float]:
-        """Test MSE, PSNR (dB) and SSIM (images) of the reconstructions of ``data``.
+        """Test MSE, PSNR (dB) and SSIM (images) of the reconstructions of ``data``; for tables
+        instead the per-column errors of :func:`aekit.evaluation.tables.table_metrics`.
 
         For models with a likelihood (the VAE family) also the ELBO, and with ``iw_samples`` > 0
         the importance-weighted estimate of the negative log-likelihood, both in nats per sample.
@@ -130,7 +141,14 @@ class Run:
         data = self.prepare(data)
         x = data.take(torch.arange(len(data)))[0]
         x_hat = torch.from_numpy(self.reconstruct(data, batch_size))
-        metrics: dict[str, float] = {"n": len(data), **summarize(x, x_hat)}
+        schema = self.schema()
+        if schema is not None:  # tables: per-column errors and category accuracy, in the table's terms
+            from aekit.evaluation.tables import table_metrics
+
+            quality = table_metrics(schema, x.numpy(), x_hat.numpy())
+        else:
+            quality = summarize(x, x_hat)
+        metrics: dict[str, float] = {"n": len(data), **quality}
         if self.model.has_likelihood:
             with torch.no_grad():
                 torch.manual_seed(self.config.train.seed)  # the estimates sample: fix them
@@ -144,7 +162,15 @@ class Run:
 
 
 def load(run_dir: str | Path, device: str = "cpu") -> Run:
-    """Load a run directory without executing any stored code."""
+    """Load a run directory without executing any stored code.
+
+    Example:
+        >>> import aekit
+        >>> _ = aekit.train("mnist-5k", limit=200, epochs=1, out="runs/small", progress=False)
+        >>> run = aekit.load("runs/small")  # on the CPU, whatever trained it
+        >>> run.config.model, run.model.training, len(run.history)
+        ('dense', False, 1)
+    """
     config, dataset, model = checkpoint.load_run(run_dir, resolve_device(device))
     history_path = Path(run_dir) / checkpoint.METRICS
     history = []
@@ -179,8 +205,13 @@ def configure(layers: list[dict[str, Any]], data: ArrayDataset, *, images: str |
 
 
 def validation_split(data: ArrayDataset, config: RunConfig) -> tuple[ArrayDataset, ArrayDataset | None]:
-    """The training and validation sets :func:`fit` uses (the same seed gives the same split)."""
-    return data.split(config.train.val_fraction, seed=config.train.seed)
+    """The training and validation sets :func:`fit` uses (the same seed gives the same split).
+
+    Data too small to hold out anything (a single image) trains without validation."""
+    fraction = config.train.val_fraction
+    if fraction > 0 and len(data) - max(1, round(len(data) * fraction)) < 1:
+        return data, None
+    return data.split(fraction, seed=config.train.seed)
 
 
 def fit(
