@@ -19,9 +19,11 @@ from aekit.training import checkpoint
 from aekit.training.trainer import Trainer
 
 
-def train_or_reuse(run_dir: Path, settings: dict[str, Any], train, epochs: int, label: str) -> Run:
+def train_or_reuse(
+    run_dir: Path, settings: dict[str, Any], train, epochs: int, label: str, batch_size: int = 128
+) -> Run:
     """The run in ``run_dir`` if it is there, else ``settings`` trained on ``train`` (seed 0,
-    batch 128, Adam 2e-3 with the one-cycle schedule, on the CPU) and saved there."""
+    batch ``batch_size``, Adam 2e-3 with the one-cycle schedule, on the CPU) and saved there."""
     if (run_dir / checkpoint.WEIGHTS).is_file():
         print(f"  reusing {run_dir}", flush=True)
         return load(run_dir)
@@ -29,7 +31,7 @@ def train_or_reuse(run_dir: Path, settings: dict[str, Any], train, epochs: int, 
     torch.manual_seed(0)
     model = build_model(config.model, config.model_config)
     cfg = TrainConfig(
-        epochs=epochs, batch_size=128, lr=2e-3, schedule="onecycle", val_fraction=0, device="cpu"
+        epochs=epochs, batch_size=batch_size, lr=2e-3, schedule="onecycle", val_fraction=0, device="cpu"
     )
     start = time.perf_counter()
     Trainer(model, cfg).fit(train)

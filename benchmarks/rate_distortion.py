@@ -1,206 +1,428 @@
-"""Rate-distortion on the Fashion-MNIST test set: aekit's codec beside JPEG, WebP and PNG.
+"""Rate-distortion: aekit's hyperprior codec and today's ``codec`` beside JPEG, WebP, AVIF and JPEG XL.
 
-For three or more lambdas, a ``codec`` run compresses all 10,000 test images into one
-``.aek`` file; bits per pixel come from the file's size (header included), PSNR/SSIM from
-the decoded file. Beside it, on the same images in the same run, through Pillow: JPEG and
-WebP at several qualities, WebP lossless and PNG, with their real file sizes counted two ways:
+Two parts, each measured in one run on the same images:
 
-- **per image**: every image its own file, as a user storing images would (each pays its
-  container's header: about 300-600 bytes for JPEG, tens for WebP);
-- **mosaic**: all images tiled into one 2800x2800 image and coded as one file, which shares
-  one header (JPEG's 8x8 blocks straddle image borders there, a small quality cost).
+1. **Fashion-MNIST test set** (models trained on the training set). aekit's ``hyperprior`` (one
+   variable-rate model, qualities 1..8) codes all test images into one ``.aek`` v2 file per quality;
+   today's ``codec`` (v1) one model per lambda. Every rate comes from real file sizes, counted two
+   ways for the baselines (Pillow): **per image** (every image its own file, each paying its
+   container's header) and **mosaic** (all images tiled into one picture, one file). aekit's
+   per-image counting codes a subset one file per image.
+2. **Photos**: the hyperprior trained only on patches of the TRAIN photos of ``photos.py``; the six
+   held-out TEST photos (3 colour, 3 grey; any size) coded one file per photo by every method.
 
-The headline compares at equal PSNR, interpolating each baseline's curve (bpp on a log scale),
-against the better of the two countings of JPEG and WebP. Encode and decode rates are images
-per second. A rate-distortion plot is written as PNG.
+Reported: bits per pixel, PSNR (from the pooled MSE), SSIM, MS-SSIM, BD-rate (Bjontegaard, PSNR;
+piecewise-cubic (PCHIP) interpolation of log-rate over the PSNR range both curves cover; negative
+is fewer bits), encode/decode megapixels per second, and the file/estimate ratio of aekit's files.
 
-Run: ``.venv/bin/python benchmarks/rate_distortion.py [--lambdas 0.003 0.01 0.03] [--epochs 8]``
+Run: ``python benchmarks/rate_distortion.py`` (trains and caches models in benchmarks/results the
+first time, see rd_models.py); ``--part fashion`` or ``--part photos`` for one part.
 """
 
 from __future__ import annotations
 
 import argparse
 import io
+import json
 import time
 from pathlib import Path
 
 import numpy as np
+import photos  # benchmarks/photos.py
+import rd_models  # benchmarks/rd_models.py
 import torch
+import torch.nn.functional as F
 from cached_run import train_or_reuse  # benchmarks/cached_run.py
-from PIL import Image
+from PIL import Image, features
 
 from aekit.apps.codec import Codec
 from aekit.data.sources import load_dataset
-from aekit.evaluation.metrics import summarize
+from aekit.evaluation.metrics import ssim
+
+try:
+    import pillow_jxl  # noqa: F401  (registers JPEG XL with Pillow; the bench extra)
+
+    HAVE_JXL = True
+except ImportError:
+    HAVE_JXL = False
+
+BASELINES = {  # name: (Pillow format, options per quality setting)
+    "JPEG": ("JPEG", [{"quality": q} for q in (5, 10, 20, 30, 50, 70, 85, 95)]),
+    "WebP": ("WEBP", [{"quality": q, "method": 6} for q in (0, 5, 20, 40, 60, 80, 90, 100)]),
+    "AVIF": ("AVIF", [{"quality": q, "speed": 6} for q in (10, 25, 40, 55, 70, 85, 95)]),
+    "JPEG XL": ("JXL", [{"quality": q, "effort": 7} for q in (10, 30, 50, 70, 85, 95)]),
+}
 
 
-def quality(clean: np.ndarray, decoded: np.ndarray) -> dict[str, float]:
-    a = torch.from_numpy(clean.astype(np.float32) / 255)
-    b = torch.from_numpy(decoded.astype(np.float32) / 255)
-    return summarize(a, b)
+# -- quality measures --------------------------------------------------------------------------
 
 
-def train_codec(train, lam: float, args) -> Codec:
-    """Train (or reuse, from ``--out``, a run trained with the same settings) a codec."""
-    settings = {"name": "codec", "latent_dim": args.latent_dim, "rd_lambda": lam, "channels": args.channels}
-    run_dir = Path(args.out) / f"codec-{lam:g}-{args.latent_dim}-{args.epochs}"
-    return Codec(train_or_reuse(run_dir, settings, train, args.epochs, f"lambda {lam:g}"))
+def psnr(clean: list[np.ndarray], decoded: list[np.ndarray]) -> float:
+    """PSNR (dB) of the MSE pooled over every pixel of every image."""
+    err = sum(float(((a.astype(np.float64) - b) ** 2).sum()) for a, b in zip(clean, decoded, strict=True))
+    return float(10 * np.log10(255**2 / max(err / sum(a.size for a in clean), 1e-12)))
 
 
-def pillow_per_image(images: np.ndarray, fmt: str, **opts) -> tuple[int, np.ndarray, float, float]:
-    """Each image its own file: total bytes, decoded images, encode and decode seconds."""
-    blobs = []
-    start = time.perf_counter()
-    for im in images:
-        buf = io.BytesIO()
-        Image.fromarray(im).save(buf, format=fmt, **opts)
-        blobs.append(buf.getvalue())
-    enc = time.perf_counter() - start
-    start = time.perf_counter()
-    out = np.stack([np.asarray(Image.open(io.BytesIO(b)).convert("L")) for b in blobs])
-    dec = time.perf_counter() - start
-    return sum(map(len, blobs)), out, enc, dec
+def _gauss(size: int, sigma: float = 1.5) -> torch.Tensor:
+    g = torch.exp(-((torch.arange(size) - size // 2) ** 2) / (2 * sigma**2))
+    return (g / g.sum()).double()
 
 
-def pillow_mosaic(images: np.ndarray, fmt: str, **opts) -> tuple[int, np.ndarray]:
-    """All images tiled into one picture and coded as one file."""
-    n, h, w = images.shape
+def _blur(x: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+    """The valid separable Gaussian filter of (N, 1, H, W): two 1-D passes."""
+    return F.conv2d(F.conv2d(x, g[None, None, None, :]), g[None, None, :, None])
+
+
+def ms_ssim(a: np.ndarray, b: np.ndarray, scales: int, win: int) -> float:
+    """MS-SSIM (Wang et al. 2003) of uint8 images (C, H, W), channels averaged: ``scales`` scales with
+    the standard weights renormalised, a Gaussian window of ``win`` (sigma 1.5)."""
+    weights = torch.tensor([0.0448, 0.2856, 0.3001, 0.2363, 0.1333][:scales], dtype=torch.float64)
+    weights /= weights.sum()
+    x = torch.from_numpy(a).double()[:, None] / 255
+    y = torch.from_numpy(b).double()[:, None] / 255
+    g = _gauss(win)
+    c1, c2 = 0.01**2, 0.03**2
+    values = []
+    for s in range(scales):
+        mx, my = _blur(x, g), _blur(y, g)
+        sxx = _blur(x * x, g) - mx**2
+        syy = _blur(y * y, g) - my**2
+        sxy = _blur(x * y, g) - mx * my
+        cs = ((2 * sxy + c2) / (sxx + syy + c2)).mean((1, 2, 3))
+        if s == scales - 1:
+            values.append((((2 * mx * my + c1) / (mx**2 + my**2 + c1)).mean((1, 2, 3)) * cs).clamp_min(0))
+        else:
+            values.append(cs.clamp_min(0))
+            x, y = F.avg_pool2d(x, 2), F.avg_pool2d(y, 2)
+    v = torch.stack(values)  # (scales, C)
+    return float(torch.prod(v ** weights[:, None], 0).mean())
+
+
+def measures(clean: list[np.ndarray], decoded: list[np.ndarray], small: bool) -> dict[str, float]:
+    """PSNR, SSIM and MS-SSIM (3 scales, 7-pixel window for 28x28 images; 5 scales, 11 for photos)."""
+    scales, win = (3, 7) if small else (5, 11)
+    if small:  # same-size images: all at once
+        a = torch.from_numpy(np.stack(clean)).float() / 255
+        b = torch.from_numpy(np.stack(decoded)).float() / 255
+        s = float(ssim(a, b).mean())
+        ms = ms_ssim(np.stack(clean)[:, 0], np.stack(decoded)[:, 0], scales, win)  # images as channels
+    else:
+        s = float(
+            np.mean(
+                [
+                    float(
+                        ssim(torch.from_numpy(x[None]).float() / 255, torch.from_numpy(y[None]).float() / 255)
+                    )
+                    for x, y in zip(clean, decoded, strict=True)
+                ]
+            )
+        )
+        ms = float(np.mean([ms_ssim(x, y, scales, win) for x, y in zip(clean, decoded, strict=True)]))
+    return {"psnr": psnr(clean, decoded), "ssim": s, "ms_ssim": ms}
+
+
+def bd_rate(anchor: list[tuple[float, float]], test: list[tuple[float, float]]) -> float:
+    """Bjontegaard delta rate (%) of ``test`` against ``anchor``, points (bpp, PSNR): the mean
+    difference of log-rate over the PSNR interval both cover (PCHIP); nan if they do not overlap."""
+    from scipy.interpolate import PchipInterpolator
+
+    def curve(points):
+        pts = sorted((p, np.log(b)) for b, p in points)
+        ps, lr = [], []
+        for p, r in pts:  # PSNR must rise strictly: keep the cheaper point of any tie
+            if ps and p <= ps[-1]:
+                continue
+            ps.append(p)
+            lr.append(r)
+        return np.array(ps), np.array(lr)
+
+    pa, ra = curve(anchor)
+    pt, rt = curve(test)
+    lo, hi = max(pa[0], pt[0]), min(pa[-1], pt[-1])
+    if len(pa) < 2 or len(pt) < 2 or hi <= lo:
+        return float("nan")
+    grid = np.linspace(lo, hi, 200)
+    diff = PchipInterpolator(pt, rt)(grid) - PchipInterpolator(pa, ra)(grid)
+    return float((np.exp(np.trapezoid(diff, grid) / (hi - lo)) - 1) * 100)
+
+
+# -- the baselines -----------------------------------------------------------------------------
+
+
+def pil_code(im: np.ndarray, fmt: str, opts: dict) -> tuple[bytes, np.ndarray]:
+    """One image (C, H, W) through Pillow: its file and the decoded image."""
+    pic = Image.fromarray(im[0] if im.shape[0] == 1 else im.transpose(1, 2, 0))
+    buf = io.BytesIO()
+    pic.save(buf, format=fmt, **opts)
+    back = np.asarray(Image.open(io.BytesIO(buf.getvalue())).convert("L" if im.shape[0] == 1 else "RGB"))
+    return buf.getvalue(), (back[None] if back.ndim == 2 else back.transpose(2, 0, 1))
+
+
+def mosaic(images: np.ndarray) -> np.ndarray:
+    """(N, 1, h, w) tiled into one (1, side*h, side*w) picture."""
+    n, _, h, w = images.shape
     side = int(np.ceil(np.sqrt(n)))
-    canvas = np.zeros((side * h, side * w), np.uint8)
+    canvas = np.zeros((1, side * h, side * w), np.uint8)
     for i, im in enumerate(images):
         r, c = divmod(i, side)
-        canvas[r * h : (r + 1) * h, c * w : (c + 1) * w] = im
-    buf = io.BytesIO()
-    Image.fromarray(canvas).save(buf, format=fmt, **opts)
-    back = np.asarray(Image.open(io.BytesIO(buf.getvalue())).convert("L"))
-    out = np.stack(
-        [back[(i // side) * h : (i // side + 1) * h, (i % side) * w : (i % side + 1) * w] for i in range(n)]
-    )
-    return len(buf.getvalue()), out
+        canvas[:, r * h : (r + 1) * h, c * w : (c + 1) * w] = im
+    return canvas
 
 
-def bpp_at(psnr: float, points: list[tuple[float, float]]) -> float:
-    """A baseline's bits per pixel at ``psnr``, interpolating its curve (log bpp); nan outside it."""
-    pts = sorted((p, b) for b, p in points)
-    ps, bs = np.array([p for p, _ in pts]), np.log([b for _, b in pts])
-    if psnr < ps[0] or psnr > ps[-1]:
-        return float("nan")
-    return float(np.exp(np.interp(psnr, ps, bs)))
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--lambdas", type=float, nargs="+", default=[0.003, 0.01, 0.03])
-    parser.add_argument("--epochs", type=int, default=8)
-    parser.add_argument("--latent-dim", type=int, default=64)
-    parser.add_argument("--channels", type=int, nargs="+", default=[32, 64])
-    parser.add_argument("--n", type=int, default=10000)
-    parser.add_argument("--out", default=str(Path(__file__).parent / "results"))
-    args = parser.parse_args()
-    Path(args.out).mkdir(parents=True, exist_ok=True)
-
-    train = load_dataset("fashion-mnist", "train")
-    test = load_dataset("fashion-mnist", "test", limit=args.n)
-    images = test.raw(torch.arange(len(test))).numpy()  # uint8 (N, 1, 28, 28)
-    flat = images[:, 0]
-    pixels = flat.size
-    rows = []  # (method, counting, bpp, psnr, ssim, enc img/s, dec img/s)
-
-    for lam in args.lambdas:
-        codec = train_codec(train, lam, args)
-        codec.compress(images[:100])  # warm-up
-        start = time.perf_counter()
-        blob = codec.compress(images)
-        enc = time.perf_counter() - start
-        start = time.perf_counter()
-        decoded = codec.decompress(blob)
-        dec = time.perf_counter() - start
-        estimated = codec.estimated_bytes(images)
-        q = quality(images, decoded)
-        bpp = 8 * len(blob) / pixels
-        rows.append(
-            (
-                f"aekit codec, lambda {lam:g}",
-                "one file",
-                bpp,
-                q["psnr"],
-                q["ssim"],
-                len(flat) / enc,
-                len(flat) / dec,
-            )
-        )
-        print(
-            f"  aekit lambda {lam:g}: {len(blob):,} bytes ({bpp:.4f} bpp), estimated {estimated:,.0f} bytes "
-            f"(file/estimate {len(blob) / estimated:.4f}); encode {enc:.2f} s, decode {dec:.2f} s "
-            f"for {len(flat):,}",
-            flush=True,
-        )
-
-    baselines = [("JPEG", "JPEG", {"quality": q}) for q in (1, 3, 5, 10, 20, 30, 50, 70, 90)]
-    baselines += [("WebP", "WEBP", {"quality": q, "method": 6}) for q in (0, 2, 5, 10, 20, 30, 50, 70, 90)]
-    baselines += [
-        ("WebP lossless", "WEBP", {"lossless": True, "method": 6}),
-        ("PNG", "PNG", {"optimize": True}),
+def unmosaic(canvas: np.ndarray, n: int, h: int, w: int) -> list[np.ndarray]:
+    side = int(np.ceil(np.sqrt(n)))
+    return [
+        canvas[:, (i // side) * h : (i // side + 1) * h, (i % side) * w : (i % side + 1) * w]
+        for i in range(n)
     ]
-    for name, fmt, opts in baselines:
-        label = f"{name} q{opts['quality']}" if "quality" in opts else name
-        size, out, enc, dec = pillow_per_image(flat, fmt, **opts)
-        q = quality(images, out[:, None])
-        rows.append(
-            (label, "per image", 8 * size / pixels, q["psnr"], q["ssim"], len(flat) / enc, len(flat) / dec)
-        )
-        size, out = pillow_mosaic(flat, fmt, **opts)
-        q = quality(images, out[:, None])
-        rows.append((label, "mosaic", 8 * size / pixels, q["psnr"], q["ssim"], float("nan"), float("nan")))
 
-    print("\n| method | counting | bits/pixel | PSNR (dB) | SSIM | encode img/s | decode img/s |")
-    print("|---|---|---:|---:|---:|---:|---:|")
-    for name, how, bpp, p, s, e, d in rows:
-        speed = "" if np.isnan(e) else f"{e:,.0f} | {d:,.0f}"
-        print(f"| {name} | {how} | {bpp:.4f} | {p:.2f} | {s:.4f} | {speed or ' | '} |")
 
-    print("\nat equal PSNR (baseline curves interpolated; the better counting of each):")
-    for name, _, bpp, p, *_ in rows:
-        if not name.startswith("aekit"):
+def baseline_rows(images: np.ndarray, per_image_n: int, small: bool) -> list[dict]:
+    """Every baseline at every setting: per image (the first ``per_image_n``) and, for
+    same-size images, as one mosaic."""
+    rows = []
+    for name, (fmt, settings) in BASELINES.items():
+        if (fmt == "AVIF" and not features.check("avif")) or (fmt == "JXL" and not HAVE_JXL):
+            print(f"  {name}: not available in this Pillow, skipped", flush=True)
             continue
-        best = []
-        for base in ("JPEG", "WebP"):
-            for how in ("per image", "mosaic"):
-                pts = [(b, q) for n, h, b, q, *_ in rows if n.startswith(base + " q") and h == how]
-                best.append((bpp_at(p, pts), f"{base} {how}"))
-        finite = [b for b in best if not np.isnan(b[0])]
-        if finite:
-            b, which = min(finite)
-            print(
-                f"  {name}: PSNR {p:.2f} dB at {bpp:.4f} bpp; best baseline {which} needs {b:.4f} bpp "
-                f"-> {b / bpp:.1f}x"
+        for opts in settings:
+            label = f"{name} q{opts['quality']}"
+            sub = list(images[:per_image_n])
+            start = time.perf_counter()
+            coded = [pil_code(im, fmt, opts) for im in sub]
+            secs = time.perf_counter() - start
+            pixels = sum(im.shape[-1] * im.shape[-2] for im in sub)
+            rows.append(
+                {
+                    "method": name,
+                    "setting": label,
+                    "counting": "per image",
+                    "bpp": 8 * sum(len(c[0]) for c in coded) / pixels,
+                    "mp_s": pixels / 1e6 / secs,
+                    **measures(sub, [c[1] for c in coded], small),
+                }
             )
-        else:
-            print(f"  {name}: PSNR {p:.2f} dB lies outside the baselines' measured curves")
+            if small:
+                data, back = pil_code(mosaic(images), fmt, opts)
+                dec = unmosaic(back, len(images), *images.shape[-2:])
+                rows.append(
+                    {
+                        "method": name,
+                        "setting": label,
+                        "counting": "mosaic",
+                        "bpp": 8 * len(data) / images[:, 0].size,
+                        **measures(list(images), dec, small),
+                    }
+                )
+            print(f"  {label}: done", flush=True)
+    return rows
 
+
+def hyperprior_rows(
+    codec, images: list[np.ndarray], small: bool, per_image_n: int, one_file: bool
+) -> list[dict]:
+    """aekit's hyperprior at qualities 1..Q: one file for all images (``one_file``) and one file
+    for each of the first ``per_image_n``."""
+    rows = []
+    for q in range(1, codec.model.qualities + 1):
+        todo = [("one file", [images])] if one_file else []
+        todo += [("per image", [[im] for im in images[:per_image_n]])]
+        for counting, files in todo:
+            encs = [codec.encode(f, q) for f in files]
+            start, cpu = time.perf_counter(), time.process_time()
+            back = [im for e in encs for im in codec.decompress(e.data)]
+            dec, dec_cpu = (
+                time.perf_counter() - start,
+                time.process_time() - cpu,
+            )  # CPU time: the machine is shared
+            sub = [im for f in files for im in f]
+            size, pixels = sum(len(e.data) for e in encs), sum(e.pixels for e in encs)
+            rows.append(
+                {
+                    "method": "aekit hyperprior",
+                    "setting": f"quality {q}",
+                    "counting": counting,
+                    "bpp": 8 * size / pixels,
+                    "side_share": sum(e.z_bytes for e in encs) / size,
+                    "file_over_estimate": size / sum(e.estimated_bytes for e in encs),
+                    "encode_mp_s": pixels / 1e6 / sum(e.seconds for e in encs),
+                    "decode_mp_s": pixels / 1e6 / dec,
+                    "decode_s": dec,
+                    "decode_cpu_s": dec_cpu,
+                    "n": len(sub),
+                    **measures(sub, back, small),
+                }
+            )
+            r = rows[-1]
+            print(
+                f"  quality {q}, {counting}: {r['bpp']:.4f} bpp, {r['psnr']:.2f} dB, file/estimate "
+                f"{r['file_over_estimate']:.4f}, decode {dec:.2f} s ({dec_cpu:.2f} s of CPU) for {len(sub)}",
+                flush=True,
+            )
+    return rows
+
+
+def v1_rows(images: np.ndarray, lambdas: list[float], epochs: int, out: Path) -> list[dict]:
+    """Today's codec (one 64-number code per image, .aek v1), one model per lambda, one file."""
+    train = load_dataset("fashion-mnist", "train")
+    rows = []
+    for lam in lambdas:
+        settings = {"name": "codec", "latent_dim": 64, "rd_lambda": lam, "channels": [32, 64]}
+        codec = Codec(
+            train_or_reuse(out / f"codec-{lam:g}-64-{epochs}", settings, train, epochs, f"codec {lam:g}")
+        )
+        blob = codec.compress(images)
+        back = codec.decompress(blob)
+        rows.append(
+            {
+                "method": "aekit codec (v1)",
+                "setting": f"lambda {lam:g}",
+                "counting": "one file",
+                "bpp": 8 * len(blob) / images[:, 0].size,
+                **measures(list(images), list(back), True),
+            }
+        )
+    return rows
+
+
+# -- report ------------------------------------------------------------------------------------
+
+
+def table(rows: list[dict]) -> str:
+    lines = [
+        "| method | setting | counting | bits/pixel | PSNR (dB) | SSIM | MS-SSIM |",
+        "|---|---|---|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['method']} | {r['setting']} | {r['counting']} | {r['bpp']:.4f} | {r['psnr']:.2f} | "
+            f"{r['ssim']:.4f} | {r['ms_ssim']:.4f} |"
+        )
+    return "\n".join(lines)
+
+
+def curve(rows: list[dict], method: str, counting: str) -> list[tuple[float, float]]:
+    return [(r["bpp"], r["psnr"]) for r in rows if r["method"] == method and r["counting"] == counting]
+
+
+def bd_table(rows: list[dict], test: tuple[str, str], countings: tuple[str, ...]) -> str:
+    lines = ["| anchor | counting | PSNR range (dB) | BD-rate of aekit |", "|---|---|---|---:|"]
+    t = curve(rows, *test)
+    if len(t) < 2:
+        return "(no aekit curve in these rows)"
+    for method in dict.fromkeys(r["method"] for r in rows):
+        if method == test[0]:
+            continue
+        for counting in countings:
+            a = curve(rows, method, counting)
+            if len(a) < 2:
+                continue
+            lo = max(min(p for _, p in a), min(p for _, p in t))
+            hi = min(max(p for _, p in a), max(p for _, p in t))
+            lines.append(f"| {method} | {counting} | {lo:.1f}-{hi:.1f} | {bd_rate(a, t):+.1f}% |")
+    return "\n".join(lines)
+
+
+def plot(rows: list[dict], path: Path, title: str, metric: str = "psnr") -> None:
     from matplotlib.figure import Figure
 
     from aekit.report.figures import save_figure
 
-    fig = Figure(figsize=(6, 4.2), layout="constrained")
+    fig = Figure(figsize=(6.4, 4.4), layout="constrained")
     ax = fig.subplots()
-    for base, how, style in [
-        ("JPEG", "per image", "o-"),
-        ("JPEG", "mosaic", "o--"),
-        ("WebP", "per image", "s-"),
-        ("WebP", "mosaic", "s--"),
-    ]:
-        pts = sorted((b, q) for n, h, b, q, *_ in rows if n.startswith(base + " q") and h == how)
-        ax.plot(*zip(*pts, strict=True), style, ms=3, label=f"{base} ({how})")
-    pts = sorted((b, q) for n, _, b, q, *_ in rows if n.startswith("aekit"))
-    ax.plot(*zip(*pts, strict=True), "k*-", ms=8, label="aekit codec")
+    for (method, counting), style in zip(
+        dict.fromkeys((r["method"], r["counting"]) for r in rows),
+        ["k*-", "k*--", "o-", "o--", "s-", "s--", "^-", "^--", "d-", "d--", "v-", "v--", "x-"],
+        strict=False,
+    ):
+        pts = sorted(
+            (r["bpp"], r[metric]) for r in rows if r["method"] == method and r["counting"] == counting
+        )
+        ax.plot(*zip(*pts, strict=True), style, ms=4, label=f"{method} ({counting})")
     ax.set_xscale("log")
     ax.set_xlabel("bits per pixel (from file sizes)")
-    ax.set_ylabel("PSNR (dB)")
-    ax.set_title("Fashion-MNIST test set")
-    ax.legend(fontsize=7)
-    path = save_figure(fig, Path(args.out) / "rate_distortion.png")
-    print(f"plot: {path}")
+    ax.set_ylabel({"psnr": "PSNR (dB)", "ms_ssim": "MS-SSIM"}[metric])
+    ax.set_title(title)
+    ax.legend(fontsize=6)
+    print(f"plot: {save_figure(fig, path)}")
+
+
+def fashion(args) -> list[dict]:
+    test = load_dataset("fashion-mnist", "test", limit=args.n)
+    images = test.raw(torch.arange(len(test))).numpy()  # uint8 (N, 1, 28, 28)
+    rows = []
+    if args.only in ("all", "hyperprior"):
+        print("Fashion-MNIST: aekit hyperprior", flush=True)
+        codec = rd_models.fashion_codec(args.fashion_epochs, Path(args.out))
+        rows += hyperprior_rows(codec, list(images), True, args.per_image, True)
+    if args.only in ("all", "others"):
+        if args.v1_lambdas:
+            print("Fashion-MNIST: today's codec", flush=True)
+            rows += v1_rows(images, args.v1_lambdas, args.v1_epochs, Path(args.out))
+        print("Fashion-MNIST: baselines", flush=True)
+        rows += baseline_rows(images, args.per_image, True)
+    return rows
+
+
+def photo_part(args) -> list[dict]:
+    images = []
+    for name in photos.TEST:
+        im = photos.load(name)
+        images.append(im[None] if im.ndim == 2 else np.ascontiguousarray(im[..., :3].transpose(2, 0, 1)))
+    rows = []
+    if args.only in ("all", "hyperprior"):
+        print("photos: aekit hyperprior", flush=True)
+        codec = rd_models.photo_codec(args.photo_epochs, args.photo_patches, Path(args.out))
+        rows += hyperprior_rows(codec, images, False, len(images), False)
+    if args.only in ("all", "others"):
+        print("photos: baselines", flush=True)
+        rows += baseline_rows(np.array(images, dtype=object), len(images), False)
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--part", choices=("fashion", "photos", "all"), default="all")
+    parser.add_argument("--n", type=int, default=10000, help="Fashion-MNIST test images")
+    parser.add_argument("--per-image", type=int, default=1000, help="images coded one file each")
+    parser.add_argument("--fashion-epochs", type=int, default=2)
+    parser.add_argument("--photo-epochs", type=int, default=3)
+    parser.add_argument("--photo-patches", type=int, default=4000)
+    parser.add_argument("--v1-lambdas", type=float, nargs="*", default=[0.003, 0.01, 0.03], help="none: skip")
+    parser.add_argument("--v1-epochs", type=int, default=3)
+    parser.add_argument("--out", default=str(Path(__file__).parent / "results"))
+    parser.add_argument(
+        "--only",
+        choices=("all", "hyperprior", "others"),
+        default="all",
+        help="measure only these rows; the other rows come from the part's last results JSON",
+    )
+    args = parser.parse_args()
+    torch.set_num_threads(1)  # a shared CPU: two threads thrash
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    parts = ["fashion", "photos"] if args.part == "all" else [args.part]
+    for part in parts:
+        rows = fashion(args) if part == "fashion" else photo_part(args)
+        saved = out / f"rd_{part}.json"
+        if args.only != "all" and saved.is_file():  # keep the rows measured before, of the other kind
+            mine = {r["method"] for r in rows} | (
+                {"aekit hyperprior"} if args.only == "hyperprior" else set()
+            )
+            old = [
+                r
+                for r in json.loads(saved.read_text())
+                if (r["method"] == "aekit hyperprior") == (args.only == "others")
+            ]
+            rows = [r for r in old if r["method"] not in mine] + rows
+        saved.write_text(json.dumps(rows, indent=1))
+        print(f"\n## {part}\n\n{table(rows)}\n")
+        hp = ("aekit hyperprior", "one file" if part == "fashion" else "per image")
+        print(
+            bd_table(rows, hp, ("per image", "mosaic", "one file") if part == "fashion" else ("per image",))
+        )
+        plot(rows, out / f"rd_{part}.png", f"{part}: rate-distortion")
+        plot(rows, out / f"rd_{part}_msssim.png", f"{part}: MS-SSIM", "ms_ssim")
 
 
 if __name__ == "__main__":

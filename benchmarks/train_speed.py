@@ -10,12 +10,22 @@ below (by default a one-cycle schedule over 3 epochs) until its test MSE reaches
 target, checked every quarter epoch with the clock stopped.
 
 Run: ``.venv/bin/python benchmarks/train_speed.py [--epochs 5] [--batch-size 256 --lr 3e-3]``
+
+``--end-to-end`` instead times one ``aekit train`` from the shell, as a user sees it, and splits its
+wall time into parts: interpreter start, imports, data loading, trainer set-up, training steps,
+checkpoints, figures, report.html (see :func:`end_to_end`).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -115,6 +125,135 @@ def matmul_gflops(n: int = 1024, repeat: int = 20) -> float:
     return 2 * n**3 * repeat / (time.perf_counter() - start) / 1e9
 
 
+E2E_COMMAND = ["train", "--preset", "seed", "--data", "fashion-mnist", "--epochs", "2"]
+
+# Runs in a fresh interpreter: the real `aekit train` (cli.main), with each phase's functions wrapped
+# in timers. Phases: imports up to the CLI, data loading, trainer set-up (optimizers), training steps
+# (with validation), checkpoints (weights, resume state, metrics log), figures (after training until
+# the report starts) and report.html; "other" is what is left (config, model, run directory, prints).
+_E2E_SCRIPT = r"""
+import time, sys, json
+t0_wall = time.time(); t0 = time.perf_counter(); c0 = time.process_time()
+import aekit.cli
+t_cli, c_cli = time.perf_counter(), time.process_time()
+import aekit.api, aekit.training.callbacks as cb, aekit.training.trainer as tr, aekit.report.html as rh
+t_api, c_api = time.perf_counter(), time.process_time()
+parts = {k: 0.0 for k in ("data loading", "trainer set-up", "fit", "checkpoints", "report.html")}
+cpu = dict(parts)
+marks = {}
+def timed(owner, name, part, mark=None):
+    fn = getattr(owner, name)
+    def wrapper(*a, **k):
+        start, cstart = time.perf_counter(), time.process_time()
+        try:
+            return fn(*a, **k)
+        finally:
+            parts[part] += time.perf_counter() - start
+            cpu[part] += time.process_time() - cstart
+            if mark:
+                marks[mark], marks[mark + " cpu"] = time.perf_counter(), time.process_time()
+                marks[mark + " start"], marks[mark + " cpu start"] = start, cstart
+    setattr(owner, name, wrapper)
+timed(aekit.api, "load_dataset", "data loading")
+timed(tr.Trainer, "__init__", "trainer set-up")
+timed(tr.Trainer, "fit", "fit", mark="fit")
+for cls, names in ((cb.Checkpointer, ("on_epoch_end", "on_fit_end")), (cb.MetricsLog, ("on_epoch_end",))):
+    for name in names:
+        timed(cls, name, "checkpoints")
+timed(rh, "write_report", "report.html", mark="report")
+code = aekit.cli.main(sys.argv[1:])
+end, cend = time.perf_counter(), time.process_time()
+for d in (parts, cpu):
+    d["training steps"] = d.pop("fit") - d["checkpoints"]
+parts["figures"] = marks["report start"] - marks["fit"]
+cpu["figures"] = marks["report cpu start"] - marks["fit cpu"]
+parts.update({"cli import": t_cli - t0, "api imports": t_api - t_cli, "in script": end - t0})
+cpu.update({"cli import": c_cli - c0, "api imports": c_api - c_cli, "in script": cend - c0})
+print(json.dumps({"code": code, "t0_wall": t0_wall, "wall": parts, "cpu": cpu}))
+"""
+
+
+def end_to_end(repeats: int = 0) -> None:
+    """Time ``aekit train --preset seed --data fashion-mnist --epochs 2`` from the shell, split into parts.
+
+    Prints the plain command's wall time (``python -m aekit ...``, nothing wrapped), then the same command
+    run through :data:`_E2E_SCRIPT`, which times each phase; and the import cost of the heavy modules
+    that the command imports along the way, each in a fresh interpreter.
+    """
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")}
+    with tempfile.TemporaryDirectory() as tmp:
+        walls = []
+        for i in range(repeats):
+            start = time.perf_counter()
+            done = subprocess.run(
+                [sys.executable, "-m", "aekit", *E2E_COMMAND, "--out", f"{tmp}/plain{i}"],
+                env=env,
+                capture_output=True,
+                text=True,
+            )
+            walls.append(time.perf_counter() - start)
+            assert done.returncode == 0, done.stderr
+        launched, start = time.time(), time.perf_counter()
+        done = subprocess.run(
+            [sys.executable, "-c", _E2E_SCRIPT, *E2E_COMMAND, "--out", f"{tmp}/timed"],
+            env=env,
+            capture_output=True,
+            text=True,
+        )
+        wall = time.perf_counter() - start
+        assert done.returncode == 0, done.stderr
+        t = json.loads(done.stdout.strip().splitlines()[-1])
+    start_up = t["t0_wall"] - launched
+    w, c = t["wall"], t["cpu"]
+    names = [
+        ("import aekit.cli (parsing needs nothing more)", "cli import"),
+        ("imports of the train path (torch, aekit.api)", "api imports"),
+        ("data loading", "data loading"),
+        ("trainer set-up (optimizer: imports torch._dynamo)", "trainer set-up"),
+        ("training steps (2 epochs, with validation)", "training steps"),
+        ("checkpoints + metrics log", "checkpoints"),
+        ("figures (reconstructions, loss curves)", "figures"),
+        ("report.html", "report.html"),
+    ]
+    rows = [("interpreter start", start_up, None)] + [(label, w[k], c[k]) for label, k in names]
+    rows.append(
+        (
+            "other (config, model, run dir, exit)",
+            wall - sum(r[1] for r in rows),
+            c["in script"] - sum(c[k] for _, k in names),
+        )
+    )
+    print(f"\n`aekit {' '.join(E2E_COMMAND)}`, wall time from the shell:")
+    print(f"plain command: {', '.join(f'{x:.1f} s' for x in walls) or 'not run'}; timed run: {wall:.1f} s")
+    print("(CPU: the process's own CPU seconds, all threads; steadier than wall time on a shared machine)\n")
+    print("| part | wall s | share of wall | CPU s |")
+    print("|---|---|---|---|")
+    for name, seconds, cpu_seconds in rows:
+        cpu_text = "" if cpu_seconds is None else f"{cpu_seconds:.2f}"
+        print(f"| {name} | {seconds:.2f} | {seconds / wall:.0%} | {cpu_text} |")
+    outside = wall - w["training steps"] - _import_time("torch", env)
+    print(f"| **all but the training steps and the torch import** | **{outside:.2f}** | | |")
+    print("\nImport cost of the heavy modules on this path (fresh interpreter each, after torch):\n")
+    print("| module | seconds | imported by |")
+    print("|---|---|---|")
+    for module, by in (
+        ("torch", "everything that computes"),
+        ("torch._dynamo", "the first optimizer (torch.optim.Optimizer.__init__)"),
+        ("matplotlib.pyplot", "figures"),
+        ("sklearn.decomposition", "report.html's latent map (PCA)"),
+    ):
+        base = "torch" if module != "torch" else None
+        print(f"| {module} | {_import_time(module, env, after=base):.2f} | {by} |")
+
+
+def _import_time(module: str, env: dict[str, str], after: str | None = None) -> float:
+    """Seconds to import ``module`` in a fresh interpreter (after importing ``after`` first)."""
+    pre = f"import {after}; " if after else ""
+    code = f"{pre}import time; s = time.perf_counter(); import {module}; print(time.perf_counter() - s)"
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    return float(done.stdout.strip())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -127,7 +266,18 @@ def main() -> None:
     parser.add_argument(
         "--budget", type=int, default=3, help="aekit epochs the schedule spans (and the most it trains)"
     )
+    parser.add_argument(
+        "--end-to-end",
+        action="store_true",
+        help="only time `aekit train --preset seed --data fashion-mnist --epochs 2` from the shell, in parts",
+    )
+    parser.add_argument(
+        "--repeats", type=int, default=0, help="--end-to-end: also time the plain command this many times"
+    )
     args = parser.parse_args()
+    if args.end_to_end:
+        end_to_end(args.repeats)
+        return
 
     train = load_dataset("fashion-mnist", "train")
     test = load_dataset("fashion-mnist", "test")

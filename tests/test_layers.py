@@ -15,7 +15,7 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "aekit"
 
 # Lowest first. A module may import its own layer and the ones below it, never one above.
 LAYERS: list[tuple[str, ...]] = [
-    ("aekit.errors", "aekit.fileio", "aekit._version"),
+    ("aekit.errors", "aekit.fileio", "aekit._version", "aekit.progress"),
     ("aekit.data",),
     ("aekit.models",),
     ("aekit.evaluation",),

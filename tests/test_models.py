@@ -33,9 +33,13 @@ def test_forward_shapes_and_range(name, shape):
     with torch.no_grad():
         out = model(x, y)
     assert out.x_hat.shape == x.shape
-    assert out.z.shape == (5, model.config.latent_dim)
     assert model.encode(x, y).shape == out.z.shape
-    assert model.decode(out.z, y).shape == x.shape
+    if getattr(model, "spatial_code", False):  # a (B, C', H', W') code of the padded image
+        assert out.z.ndim == 4 and len(out.z) == 5
+        assert model.decode(out.z, y)[..., : shape[1], : shape[2]].shape == x.shape
+    else:
+        assert out.z.shape == (5, model.config.latent_dim)
+        assert model.decode(out.z, y).shape == x.shape
     assert float(out.x_hat.min()) >= 0 and float(out.x_hat.max()) <= 1  # sigmoid output
 
 

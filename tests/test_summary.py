@@ -220,7 +220,7 @@ def test_a_folder_of_three_images_trains_and_writes_its_report(tmp_path, capsys)
         Image.fromarray((rng.random((12, 12)) * 255).astype(np.uint8)).save(folder / f"{i}.png")
     out = tmp_path / "run"
     assert main(["train", "--data", str(folder), "--epochs", "1", "--out", str(out)]) == 0
-    assert "writing figures and report.html" in capsys.readouterr().out
+    assert "writing figures and report.html" in capsys.readouterr().err  # status lines go to stderr
     page = (out / "report.html").read_text()
     assert "<h2>Latent map</h2>" in page and "at least 2 samples" in page  # the 1 validation sample
 

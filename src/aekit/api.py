@@ -11,9 +11,11 @@ from typing import Any
 
 from aekit.config import RunConfig, preset_layer, read_config_file, resolve
 from aekit.data.dataset import ArrayDataset, DataInfo
+from aekit.data.images import load_image_options
 from aekit.data.sources import load_dataset
 from aekit.data.tabular import TableSchema
 from aekit.errors import ConfigError, DataError
+from aekit.models.fcn import check_training_size
 from aekit.models.registry import build_model
 from aekit.training import checkpoint, distributed, tracking
 from aekit.training.callbacks import Checkpointer, MetricsLog, ProgressBar
@@ -105,7 +107,7 @@ def train_from_layers(
     config = resolve(layers)
     resolve_device(config.train.device)  # e.g. --device cuda without a GPU: fail before any file exists
     distributed.setup(config.train.device)  # under torchrun: join the process group
-    data = load_dataset(
+    data = load_image_options(config.data, progress) or load_dataset(
         config.data.source,
         "train",
         limit=config.data.limit,
@@ -113,7 +115,8 @@ def train_from_layers(
         id_column=config.data.id_column,
     )
     config = configure(layers, data)
-    build_model(config.model, config.model_config)  # sizes that do not fit fail here, not after mkdir
+    model = build_model(config.model, config.model_config)  # sizes that do not fit fail here, not after mkdir
+    check_training_size(model, data.shape)
     run_dir = None
     if distributed.is_main():  # only rank 0 writes; the others learn its directory
         tracking.require(config.train.log)
@@ -146,7 +149,7 @@ def resume(run_dir: str | Path, *, epochs: int | None = None, progress: bool = T
     config = resolve(layers)
     distributed.setup(config.train.device)
     recorded = DataInfo.from_dict(raw.get("dataset"))
-    data = load_dataset(
+    data = load_image_options(config.data, progress) or load_dataset(
         config.data.source,
         "train",
         limit=config.data.limit,
@@ -181,5 +184,7 @@ def _write_artifacts(run: Run, data: ArrayDataset, progress: bool = False) -> No
     from aekit.report.artifacts import write_run_files
 
     train_set, val_set = validation_split(data, run.config)
-    log = print if progress else None  # "writing report.html": what the last seconds are for
+    from aekit.progress import status
+
+    log = status if progress else None  # "writing ... report.html ...": what the last seconds are for
     write_run_files(run, val_set if val_set is not None else train_set, log=log)

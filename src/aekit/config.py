@@ -15,7 +15,8 @@ from typing import Any
 
 import tomllib
 
-from aekit.errors import ConfigError
+from aekit.data.images import parse_hw
+from aekit.errors import ConfigError, DataError
 from aekit.models.registry import get_spec, make_config
 
 
@@ -86,16 +87,38 @@ class DataConfig:
     """Which data: a dataset name, ``scheme:PATH`` or a path; ``limit`` keeps N samples (a seeded
     random subset, stratified by label); ``missing`` says what to do with a table's missing values
     (error, drop or impute); ``id_column`` names the column of a table that identifies its rows
-    (None: a text column with a different value in every row, if any)."""
+    (None: a text column with a different value in every row, if any).
+
+    Image folders (see :mod:`aekit.data.images`): ``channels`` 1 or 3 (0: what most images are);
+    ``patch`` trains on random N x N crops (fully convolutional models, images of any size);
+    ``resize`` / ``center_crop`` ("HxW") make every image one size; ``skip_bad`` leaves out
+    unreadable files (counted) instead of stopping at the first."""
 
     source: str = "mnist-5k"
     limit: int | None = None
     missing: str = "error"
     id_column: str | None = None
+    channels: int = 0
+    patch: int = 0
+    resize: str = ""
+    center_crop: str = ""
+    skip_bad: bool = False
 
     def __post_init__(self) -> None:
         if self.missing not in ("error", "drop", "impute"):
             raise ConfigError(f"data config: missing must be error, drop or impute, not {self.missing!r}")
+        if self.channels not in (0, 1, 3):
+            raise ConfigError(f"data config: channels must be 1 or 3 (0: the majority), not {self.channels}")
+        if self.patch < 0:
+            raise ConfigError(f"data config: patch must be a size in pixels, not {self.patch}")
+        if sum(bool(v) for v in (self.patch, self.resize, self.center_crop)) > 1:
+            raise ConfigError("data config: choose one of patch, resize and center_crop")
+        for name in ("resize", "center_crop"):
+            if getattr(self, name):
+                try:
+                    parse_hw(getattr(self, name), name)
+                except DataError as e:
+                    raise ConfigError(f"data config: {e}") from None
 
 
 @dataclass(frozen=True)
@@ -147,7 +170,12 @@ PRESETS: dict[str, Preset] = {
 
 
 def read_config_file(path: str | Path) -> dict[str, Any]:
-    """Read a TOML or JSON config file shaped like a run's ``config.json``."""
+    """Read a TOML or JSON config file shaped like a run's ``config.json``.
+
+    A run's own ``config.json`` is a valid config file: its record of the data it trained on
+    (``dataset``), of the aekit version (``aekit``) and the model fields that data decided (input shape,
+    table categories, number of classes) are left out: the new run's data decides those.
+    """
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -157,9 +185,17 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
         data = json.loads(text) if path.suffix == ".json" else tomllib.loads(text)
     except (json.JSONDecodeError, tomllib.TOMLDecodeError) as e:
         raise ConfigError(f"{path}: not valid {'JSON' if path.suffix == '.json' else 'TOML'} ({e})") from None
+    if isinstance(data, dict) and "dataset" in data and path.suffix == ".json":  # a run's config.json
+        data = {k: v for k, v in data.items() if k not in RUN_RECORDS}
+        if isinstance(data.get("model"), dict):
+            data["model"] = {k: v for k, v in data["model"].items() if k not in DATA_DECIDES}
     if not isinstance(data, dict) or not set(data) <= {"model", "data", "train"}:
         raise ConfigError(f"{path}: expected tables 'model', 'data' and 'train' only")
     return data
+
+
+RUN_RECORDS = ("dataset", "aekit")  # what a run's config.json records beside its settings
+DATA_DECIDES = ("input_shape", "categories", "num_classes")  # model fields the new run's data sets
 
 
 def resolve(

@@ -34,6 +34,52 @@ def _png(image: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
+FORMATS = {  # output kind -> how help texts and errors name it
+    "npy": ".npy",
+    "csv": ".csv",
+    "idx": "IDX (*-ubyte[.gz])",
+    "png": ".png (a figure)",
+    "folder": "a folder of PNGs",
+}
+
+
+def output_kind(path: str | Path) -> str:
+    """The format ``path`` asks for: npy, csv, idx, png, folder (no suffix), or else its suffix."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix in (".npy", ".csv", ".png"):
+        return suffix[1:]
+    if is_idx(path):
+        return "idx"
+    return "folder" if suffix == "" else suffix
+
+
+def sample_kinds(sample_shape: tuple[int, ...]) -> tuple[str, ...]:
+    """The formats :func:`write_samples` can write samples of this shape to."""
+    if len(sample_shape) == 3:  # images
+        return ("npy", "idx", "png", "folder")
+    if len(sample_shape) == 1:  # table rows
+        return ("npy", "csv")
+    return ("npy", "idx")
+
+
+def check_samples_output(path: str | Path, sample_shape: tuple[int, ...], force: bool = False) -> Path:
+    """``path`` as an output for samples of ``sample_shape``, checked before any work is done.
+
+    Raises:
+        DataError: the output exists (without ``force``), or its format cannot hold these samples.
+    """
+    path = new_output(path, force)
+    kind, kinds = output_kind(path), sample_kinds(tuple(sample_shape))
+    if kind not in kinds:
+        what = "images" if len(sample_shape) == 3 else "table rows" if len(sample_shape) == 1 else "samples"
+        raise DataError(
+            f"{path}: {FORMATS.get(kind, repr(kind) + ' files')} cannot hold {what} of shape "
+            f"{tuple(sample_shape)}; write {', '.join(FORMATS[k] for k in kinds)}"
+        )
+    return path
+
+
 def write_samples(path: str | Path, x: np.ndarray, *, like: ArrayDataset, force: bool = False) -> Path:
     """Write samples ``x`` (N, *shape) in model space to ``path``.
 
@@ -46,7 +92,7 @@ def write_samples(path: str | Path, x: np.ndarray, *, like: ArrayDataset, force:
     Raises:
         DataError: the output exists (without ``force``) or cannot hold these samples.
     """
-    path = new_output(path, force)
+    path = check_samples_output(path, x.shape[1:], force)
     suffix = path.suffix.lower()
     if suffix == ".npy":
         with atomic_path(path) as tmp, open(tmp, "wb") as f:

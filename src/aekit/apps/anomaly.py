@@ -24,6 +24,16 @@ The threshold is calibrated on normal data held out from training (``calibration
 the score that a share ``fpr`` of it exceeds, or a ``percentile`` of its scores, or, when the
 training data itself is contaminated, the ``1 - contamination`` quantile. Never the maximum
 training error.
+
+Beyond images and tables (see :mod:`aekit.apps.series` and :mod:`aekit.apps.robust`):
+
+- time series (``series:PATH``) are cut into windows (``window``, ``stride``; the dominant period
+  when not given) for a ``conv1d`` model; scores are per time step, the threshold calibrated on the
+  held-out end of each training series;
+- numeric arrays of any scale, (N, features) or (N, T), get a robust per-feature scaling (median
+  and interquartile range) learned in ``fit`` and saved with the detector;
+- ``robust="l21"`` or ``"l1"`` trains the Robust Deep Autoencoder on contaminated data; its
+  sparse part takes about ``contamination`` of the training data (0.05 when not given).
 """
 
 from __future__ import annotations
@@ -38,7 +48,8 @@ import numpy as np
 import torch
 
 from aekit.data.batches import Batches
-from aekit.data.dataset import ArrayDataset
+from aekit.data.dataset import ArrayDataset, Scaling
+from aekit.data.series import Windowing
 from aekit.errors import CheckpointError, ConfigError, DataError
 from aekit.evaluation.density import fit_mixture, load_mixture, save_mixture
 from aekit.evaluation.metrics import ssim
@@ -72,6 +83,10 @@ class DetectorConfig:
     seed: int = 0
     device: str = "auto"
     model_options: dict[str, Any] = field(default_factory=dict)
+    window: int | None = None
+    stride: int | None = None
+    series_score: str = "window"
+    robust: str | None = None
 
     def __post_init__(self) -> None:
         given = [k for k in ("fpr", "percentile", "contamination") if getattr(self, k) is not None]
@@ -87,6 +102,10 @@ class DetectorConfig:
             ),
             (0 < self.calibration_fraction < 1, "calibration_fraction must lie in (0, 1)"),
             (self.mixture_components >= 1, "mixture_components must be at least 1"),
+            (self.window is None or self.window >= 2, "window must be at least 2 steps"),
+            (self.stride is None or self.stride >= 1, "stride must be at least 1"),
+            (self.series_score in ("window", "step"), "series_score must be window or step"),
+            (self.robust in (None, "l1", "l21"), f"robust must be l1 or l21, not {self.robust!r}"),
         ]
         for ok, message in checks:
             if not ok:
@@ -120,11 +139,16 @@ class AnomalyDetector:
         calibration_fraction: The share of the normal data held out to calibrate the threshold.
         mixture_components: Components of the Gaussian mixture for the ``latent`` score.
         iw_samples: Importance samples for the ``nll`` score (0 or 1: a one-sample ELBO).
+        window, stride: Series: steps per window (default: the dominant period) and between the
+            windows that score a series (default: window / 8).
+        series_score: Series: ``window`` (each window's error, mapped back to its steps) or ``step``.
+        robust: ``l21`` or ``l1``: train the Robust Deep Autoencoder (for contaminated training data).
 
     Attributes (after fit): ``run_`` (the trained model), ``score_`` (the score in use),
     ``threshold_`` (on the anomaly score), ``offset_`` (= -threshold_, scikit-learn's convention),
     ``calibration_scores_``, ``stats_`` (the combined score's medians and IQRs), ``density_``
-    (the latent mixture, or None).
+    (the latent mixture, or None), ``windowing_`` (series: window, stride, per-channel scaling),
+    ``lambda_`` (robust: the sparse part's shrinkage).
 
     Example:
         >>> import aekit
@@ -156,6 +180,10 @@ class AnomalyDetector:
         seed: int = 0,
         device: str = "auto",
         model_options: dict[str, Any] | None = None,
+        window: int | None = None,
+        stride: int | None = None,
+        series_score: str = "window",
+        robust: str | None = None,
     ) -> None:
         self.model = model
         self.score = score
@@ -172,6 +200,10 @@ class AnomalyDetector:
         self.seed = seed
         self.device = device
         self.model_options = model_options
+        self.window = window
+        self.stride = stride
+        self.series_score = series_score
+        self.robust = robust
 
     def get_params(self, deep: bool = True) -> dict[str, Any]:
         """The constructor's arguments, as scikit-learn's ``clone`` and grid searches expect."""
@@ -202,13 +234,22 @@ class AnomalyDetector:
         """Train on normal samples ``X`` and calibrate the threshold on a held-out share of them."""
         c = self._settings()
         data = _dataset(X)
-        fit_set, calibration = data.split(c.calibration_fraction, seed=c.seed)
+        self.windowing_, self.lambda_, tail = None, None, None
+        options = dict(c.model_options)
+        if data.series is not None:  # windows of the first part of each series; the ends calibrate
+            from aekit.apps import series
+
+            self.windowing_, fit_set, tail = series.prepare(data, c.window, c.stride, c.calibration_fraction)
+            calibration = None
+        else:
+            if _numeric(data):  # features of any scale: a robust scaling, learned here and saved
+                data = dataclasses.replace(data, scaling=Scaling.robust(np.asarray(data.x)))
+            fit_set, calibration = data.split(c.calibration_fraction, seed=c.seed)
+        if data.series is not None or _numeric(data):  # standardised values, not [0, 1]
+            options = {"output_activation": "none", **options}
+        model = "conv1d" if c.model == "auto" and data.series is not None else c.model
         layer = {
-            "model": {
-                "name": None if c.model == "auto" else c.model,
-                "latent_dim": c.latent_dim,
-                **c.model_options,
-            },
+            "model": {"name": None if model == "auto" else model, "latent_dim": c.latent_dim, **options},
             "data": {"source": data.name},
             "train": {
                 "epochs": c.epochs,
@@ -223,20 +264,34 @@ class AnomalyDetector:
         from aekit.training.callbacks import ProgressBar
 
         config = configure([layer], fit_set, images="conv")
-        score = _resolve_score(c.score, get_spec(config.model).cls)  # before training: fail early
-        self.run_ = fit(fit_set, config, [ProgressBar(progress)])
+        score = c.score if c.score != "auto" or data.series is None else "mse"
+        score = _resolve_score(score, get_spec(config.model).cls)  # before training: fail early
+        callbacks: list[Any] = [ProgressBar(progress)]
+        described = fit_set.describe()
+        if c.robust:  # the Robust Deep Autoencoder: train on X - S, S the sparse part
+            from aekit.apps.robust import SparsePart, model_space
+
+            fit_set = model_space(fit_set)
+            callbacks.append(SparsePart(fit_set, c.robust, rate=c.contamination or 0.05))
+        self.run_ = dataclasses.replace(fit(fit_set, config, callbacks), dataset=described)
         self.score_ = score
         self.density_ = None
         self.stats_ = {}
         self.threshold_ = None
+        if c.robust:
+            self.lambda_ = float(callbacks[-1].lam)
         if self.score_ in ("latent", "combined"):
-            codes = self.run_.encode(fit_set).reshape(len(fit_set), -1)
+            codes = callbacks[-1].codes() if c.robust else self.run_.encode(self._input(fit_set))
+            codes = codes.reshape(len(codes), -1)
             self.density_ = fit_mixture(codes, c.mixture_components, c.seed)  # float64: scores repeat
         if self.score_ == "combined":
             for name, values in self._parts(calibration).items():
                 q25, q50, q75 = np.percentile(values, [25, 50, 75])
                 self.stats_[name] = [float(q50), float(max(q75 - q25, 1e-12))]
-        self.calibration_scores_ = self.anomaly_score(calibration)
+        if tail is not None:
+            self.calibration_scores_ = self.anomaly_score(data)[tail]
+        else:
+            self.calibration_scores_ = self.anomaly_score(calibration)
         self.threshold_ = float(np.quantile(self.calibration_scores_, c.quantile, method="higher"))
         return self
 
@@ -254,29 +309,42 @@ class AnomalyDetector:
 
     # --- scores -------------------------------------------------------------------------------------
     def anomaly_score(self, X: ArrayDataset | np.ndarray, progress: bool = False) -> np.ndarray:
-        """One score per sample, higher = more anomalous. Shape: (N,)."""
+        """One score per sample (per time step, for series), higher = more anomalous. Shape: (N,)."""
+        if getattr(self._fitted(calibrating=True), "windowing_", None) is not None:
+            from aekit.apps.series import score_steps
+
+            data = X if isinstance(X, ArrayDataset) else _series(X)
+            model = self._fitted(calibrating=True).run_.model
+            return score_steps(model, self.windowing_, data, self.series_score)
         parts = self._parts(X, progress)
         if self.score_ != "combined":
             return parts[self.score_]
         return np.mean([(parts[k] - m) / s for k, (m, s) in self.stats_.items()], axis=0)
 
     def reconstruct(self, X: ArrayDataset | np.ndarray) -> np.ndarray:
-        return self._fitted().run_.reconstruct(_dataset(X))
+        return self._fitted().run_.reconstruct(self._input(X))
+
+    def _input(self, X: ArrayDataset | np.ndarray) -> ArrayDataset:
+        """``X`` as a data set the model takes: numeric features get the scaling learned in fit."""
+        data = _dataset(X)
+        if _numeric(data):
+            data = dataclasses.replace(data, scaling=self._fitted(calibrating=True).run_.dataset.scaling)
+        return self.run_.prepare(data)
 
     def _parts(self, X: ArrayDataset | np.ndarray, progress: bool = False) -> dict[str, np.ndarray]:
         run = self._fitted(calibrating=True).run_
-        data = run.prepare(_dataset(X))
+        data = self._input(X)
         name = self.score_
         want = {"mse", "latent"} if name == "combined" else {name}
         out: dict[str, list[np.ndarray]] = {k: [] for k in want}
         model = run.model.eval()
         if "ssim" in want and not data.is_image:
             raise ConfigError("score 'ssim' needs images; use mse for tables")
-        from tqdm.auto import tqdm
+        from aekit.progress import track
 
         torch.manual_seed(self.seed)  # nll samples: fixed, so that scores repeat
         with torch.no_grad():
-            for b in tqdm(Batches(data, 1024, device=run.device), disable=not progress, leave=False):
+            for b in track(Batches(data, 1024, device=run.device), "scoring", enabled=progress):
                 if "mse" in want or "ssim" in want:
                     x_hat = model.reconstruct(b.x, b.y)
                     if "mse" in want:
@@ -336,6 +404,8 @@ class AnomalyDetector:
             "threshold": self.threshold_,
             "stats": self.stats_,
             "calibration_scores": self.calibration_scores_.tolist(),
+            **({"series": self.windowing_.to_dict()} if self.windowing_ is not None else {}),
+            **({"lambda": self.lambda_} if self.lambda_ is not None else {}),
         }
         atomic_write_json(directory / DETECTOR, state)
         return directory
@@ -354,6 +424,8 @@ class AnomalyDetector:
             det.threshold_ = float(state["threshold"])
             det.stats_ = {k: [float(v[0]), float(v[1])] for k, v in state.get("stats", {}).items()}
             det.calibration_scores_ = np.asarray(state["calibration_scores"], dtype=np.float64)
+            det.windowing_ = Windowing.from_dict(state["series"]) if "series" in state else None
+            det.lambda_ = float(state["lambda"]) if "lambda" in state else None
         except FileNotFoundError:
             raise CheckpointError(f"{path}: missing (is {directory} a detector directory?)") from None
         except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError, ValueError) as e:
@@ -382,11 +454,36 @@ def _resolve_score(score: str, model) -> str:
 
 
 def _dataset(X: ArrayDataset | np.ndarray) -> ArrayDataset:
-    if isinstance(X, ArrayDataset):
+    from aekit.data.patches import PatchDataset
+
+    if isinstance(X, ArrayDataset | PatchDataset):  # patches: a fully convolutional detector
         return X
+    x = np.asarray(X)
+    if x.ndim == 2 and x.dtype != np.uint8 and x.dtype.kind in "fiu":  # features (N, F) or series (N, T)
+        x = x.astype(np.float32)
+        bad = ~np.isfinite(x).all(axis=1)
+        if bad.any():
+            raise DataError(f"array: row {int(np.flatnonzero(bad)[0])} holds NaN or infinite values")
+        return ArrayDataset(x, name="array")
     from aekit.data.files import from_array
 
-    return from_array(np.asarray(X), "array")
+    return from_array(x, "array")
+
+
+def _numeric(data: ArrayDataset) -> bool:
+    """Real-valued features that are not a table read from CSV: scaled robustly in ``fit``."""
+    return (
+        len(data.shape) == 1
+        and data.schema is None
+        and data.series is None
+        and str(data.x.dtype).removeprefix("torch.") != "uint8"
+    )
+
+
+def _series(X: np.ndarray) -> ArrayDataset:
+    from aekit.data.series import from_values
+
+    return from_values(np.asarray(X), "array")
 
 
 def extremes_figure(det: AnomalyDetector, data: ArrayDataset, scores: np.ndarray, n: int = 8):
@@ -430,6 +527,7 @@ def report_extras(directory: str | Path) -> list:
         for file, title in (
             ("roc.png", "ROC curve (detector)"),
             ("extremes.png", "Most and least anomalous inputs (detector)"),
+            ("series.png", "The signal with its flagged spans (series detector)"),
         )
         if (directory / file).is_file()
     ]

@@ -1,4 +1,7 @@
-"""Real compressed files from a trained ``codec`` run: :class:`Codec` and the ``.aek`` format.
+"""Real compressed files from a trained ``codec`` run: :class:`Codec` and the ``.aek`` format, version 1.
+
+``hyperprior`` runs write version 2 (images of any size, qualities): see :mod:`aekit.apps.hypercodec`;
+:func:`load_codec` gives the right codec for a run.
 
 >>> codec = aekit.Codec.load("runs/codec")
 >>> data = codec.compress(images)        # bytes: write them to images.aek
@@ -97,7 +100,8 @@ class Codec:
     def __init__(self, run: Run) -> None:
         if run.config.model != "codec":
             raise ConfigError(
-                f"{run.path}: a {run.config.model!r} run; compression needs a run of --model codec"
+                f"{run.path}: a {run.config.model!r} run; compression needs a run trained with "
+                "aekit train --model codec"
             )
         self.run = run
         self.model = run.model.eval()
@@ -157,6 +161,8 @@ class Codec:
         magic, version, _, digest, c, h, w, count, latent, words, checksum = HEADER.unpack_from(data)
         if magic != MAGIC:
             raise CodecError(f"{name}: not an aekit compressed file (magic {magic!r})")
+        if version == 2:
+            raise CodecError(f"{name}: a version-2 file (hyperprior); this run writes and reads version 1")
         if version != VERSION:
             raise CodecError(f"{name}: format version {version}; this aekit reads version {VERSION}")
         if len(data) != HEADER.size + 4 * words:
@@ -196,6 +202,17 @@ class Codec:
             x = self.model.decode_symbols(chunk).float().cpu().numpy()
             out.append(np.clip(np.rint(x * 255), 0, 255).astype(np.uint8))
         return np.concatenate(out) if out else np.zeros((0, *header.shape), np.uint8)
+
+
+def load_codec(run_dir: str | Path, device: str = "cpu"):
+    """The codec of a run: :class:`Codec` (``.aek`` v1) for ``codec`` runs, or
+    :class:`aekit.apps.hypercodec.HyperCodec` (v2, any image size, qualities) for ``hyperprior`` runs."""
+    run = load(run_dir, device=device)
+    if run.config.model == "hyperprior":
+        from aekit.apps.hypercodec import HyperCodec
+
+        return HyperCodec(run)
+    return Codec(run)
 
 
 def read_aek(path: str | Path) -> bytes:

@@ -24,7 +24,7 @@ def parse_noise(text: str) -> tuple[str, Level]:
     """``"gaussian=0.3"`` or ``"gaussian=0.1,0.5"`` (a blind range) -> (kind, level).
 
     Raises:
-        DataError: not KIND=LEVEL, or a level that is not a number in [0, 1].
+        DataError: not KIND=LEVEL, an unknown kind, or a level that is not a number in [0, 1].
     """
     kind, sep, value = text.partition("=")
     try:
@@ -33,6 +33,10 @@ def parse_noise(text: str) -> tuple[str, Level]:
         parts = []
     if not sep or len(parts) not in (1, 2) or not all(0 <= p <= 1 for p in parts):
         raise DataError(f"noise {text!r}: expected KIND=LEVEL or KIND=LOW,HIGH with levels in [0, 1]")
+    from aekit.data.corrupt import NOISES
+
+    if kind not in (*NOISES, "mixture"):
+        raise DataError(f"noise {text!r}: unknown kind {kind!r} (known: {', '.join(NOISES)}, mixture)")
     return kind, (parts[0] if len(parts) == 1 else (parts[0], parts[1]))
 
 

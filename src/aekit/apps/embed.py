@@ -1,13 +1,15 @@
-"""Latent codes of data: ``aekit embed`` and the scikit-learn transformer.
+"""Latent codes of data: ``aekit embed`` and the scikit-learn transformer; per-sample tables.
 
 :func:`write_codes` writes codes with the samples' ids and labels carried over: ``.csv`` (id,
 label, z0..), ``.npz`` (``codes``, ``labels``, ``ids``) or ``.npy`` (the codes alone).
+:func:`write_scores` writes ``aekit detect score``'s table (index, id, label, score, anomaly).
 """
 
 from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -47,4 +49,38 @@ def write_codes(path: str | Path, codes: np.ndarray, data: ArrayDataset, force: 
         atomic_write_text(path, buf.getvalue())
     else:
         raise DataError(f"{path}: unknown output type for codes (use .npy, .npz or .csv)")
+    return path
+
+
+def sample_ids(data: ArrayDataset) -> list[str]:
+    """Each sample's id: its file or row name when the data has them, else an empty string."""
+    return [str(v) for v in data.ids] if data.ids else [""] * len(data)
+
+
+def sample_labels(data: ArrayDataset) -> list[str]:
+    """Each sample's label as written in a table: the class name when known, else the number, else empty."""
+    if data.y is None:
+        return [""] * len(data)
+    labels = data.y.tolist()
+    return [data.classes[v] for v in labels] if data.classes else [str(v) for v in labels]
+
+
+def write_scores(
+    path: str | Path, scores: np.ndarray, flagged: Sequence[bool], data: ArrayDataset, force: bool = False
+) -> Path:
+    """Write one row per sample of ``data``: ``index,id,label,score,anomaly`` (anomaly 1 or 0), atomically.
+
+    Raises:
+        DataError: the output exists (without ``force``) or is not a ``.csv`` file.
+    """
+    path = new_output(path, force)
+    if path.suffix.lower() != ".csv":
+        raise DataError(f"{path}: scores are written as CSV; name the output *.csv")
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(["index", "id", "label", "score", "anomaly"])
+    rows = zip(sample_ids(data), sample_labels(data), np.asarray(scores).tolist(), flagged, strict=True)
+    for i, (sample_id, label, score, flag) in enumerate(rows):
+        w.writerow([i, sample_id, label, f"{score:.8g}", int(bool(flag))])
+    atomic_write_text(path, buf.getvalue())
     return path

@@ -273,3 +273,24 @@ def save_music(
         write_midi(folder / f"{i:02d}.mid", seq, tempo=tempo, program=program)
         save_figure(piano_roll(seq, title=f"{i:02d}"), folder / f"{i:02d}.png")
     return folder
+
+
+def sample_quality(run: Run, images: np.ndarray, test_limit: int = 2000) -> dict:
+    """``aekit generate --metric``: how close ``images`` come to the run's dataset.
+
+    A Fréchet distance in the features of aekit's own classifier for that dataset (trained once
+    and cached; not the Inception FID), beside the distance between two halves of the real test
+    images, and the spread of the samples over the classes. See :mod:`aekit.evaluation.generation`.
+
+    Returns:
+        :func:`~aekit.evaluation.generation.generation_metrics`'s dict plus ``source`` (the dataset).
+    """
+    from aekit.data.sources import load_dataset
+    from aekit.evaluation.generation import cached_classifier, generation_metrics
+
+    source = run.config.data.source
+    train = load_dataset(source, "train")
+    test = load_dataset(source, "test", limit=test_limit)
+    net = cached_classifier(train, source)
+    real = test.take(torch.arange(len(test)))[0].numpy()
+    return {"source": source, **generation_metrics(net, real, images, int(train.y.max()) + 1)}

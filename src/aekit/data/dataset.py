@@ -38,6 +38,19 @@ class Scaling:
     def uint8(cls) -> Scaling:
         return cls((0.0,), (255.0,))
 
+    @classmethod
+    def robust(cls, x: np.ndarray, per_feature: bool = True) -> Scaling:
+        """``(x - median) / (IQR / 1.349)``, per feature of (N, F) values or one pair for all; robust to
+        a few outliers in the data it is fitted on (a flat feature gets its standard deviation, or 1)."""
+        x = np.asarray(x, dtype=np.float64).reshape(len(x), -1)
+        if not per_feature:
+            x = x.reshape(-1, 1)
+        q25, center, q75 = np.percentile(x, [25, 50, 75], axis=0)
+        scale = (q75 - q25) / 1.349
+        std = x.std(axis=0)
+        scale = np.where(scale > 1e-12, scale, np.where(std > 1e-12, std, 1.0))
+        return cls(tuple(center.tolist()), tuple(scale.tolist()))
+
     def to_dict(self) -> dict[str, Any]:
         return {"offset": list(self.offset), "scale": list(self.scale)}
 
@@ -137,6 +150,7 @@ class ArrayDataset:
         classes: Names of the labels, when known.
         ids: A name per sample (e.g. the image file names), when known.
         schema: For CSV tables, the :class:`aekit.data.tabular.TableSchema` (columns, scales, categories).
+        series: For time series, the :class:`aekit.data.series.SeriesInfo` (where each series starts).
 
     Example:
         >>> import numpy as np, aekit
@@ -152,6 +166,7 @@ class ArrayDataset:
     classes: tuple[str, ...] | None = None
     ids: tuple[str, ...] | None = None
     schema: Any = None  # a TableSchema for tables read from CSV: how columns became features
+    series: Any = None  # a SeriesInfo when the samples are the time steps of series (data/series.py)
 
     def __post_init__(self) -> None:
         if isinstance(self.x, np.ndarray) and not isinstance(self.x, np.memmap):
@@ -198,7 +213,8 @@ class ArrayDataset:
         y = None if self.y is None else self.y[index]
         ids = None if self.ids is None else tuple(self.ids[i] for i in index.tolist())
         x = self.raw(index) if isinstance(self.x, Tensor) else Rows.of(self.x, index.numpy())
-        return replace(self, x=x, y=y, ids=ids, name=name or self.name)
+        series = None if self.series is None else self.series.subset(index.numpy())
+        return replace(self, x=x, y=y, ids=ids, name=name or self.name, series=series)
 
     def split(self, fraction: float, seed: int = 0) -> tuple[ArrayDataset, ArrayDataset | None]:
         """Split off a random ``fraction`` for validation; (self, None) when fraction is 0."""

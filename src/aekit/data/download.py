@@ -19,6 +19,7 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from aekit.errors import DownloadError
+from aekit.progress import is_live, status
 
 _CHUNK = 1 << 16
 
@@ -66,6 +67,7 @@ def fetch(
     offline = False
     for url in file.urls:
         try:
+            status(f"downloading {file.filename} from {url}", enabled=progress and not is_live())
             _download(url, target, file.sha256, progress=progress, timeout=timeout)
             return target
         except urllib.error.HTTPError as e:
@@ -121,7 +123,7 @@ def _download(url: str, target: Path, sha256: str, *, progress: bool, timeout: f
                     unit="B",
                     unit_scale=True,
                     desc=target.name,
-                    disable=not progress,
+                    disable=not progress or not is_live(),  # off a terminal: the status line in fetch
                     leave=False,
                 ) as bar,
             ):

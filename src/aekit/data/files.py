@@ -6,7 +6,6 @@ the file and the problem; :func:`read_path` picks the reader from the path.
 
 from __future__ import annotations
 
-import struct
 import zipfile
 import zlib
 from pathlib import Path
@@ -15,13 +14,9 @@ import numpy as np
 
 from aekit.data.dataset import ArrayDataset, Scaling
 from aekit.data.idx import is_idx, read_idx
+from aekit.data.images import IMAGE_SUFFIXES, is_grey, open_image, pixels, read_images, say
 from aekit.data.tabular import TableSchema, read_csv
 from aekit.errors import DataError
-
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
-# What Pillow's decoders raise on a corrupt or hostile file (bad CRCs surface as SyntaxError, short reads
-# as EOFError or struct.error, oversized images as DecompressionBombError, an Exception).
-_IMAGE_ERRORS = (OSError, ValueError, SyntaxError, EOFError, IndexError, struct.error, zlib.error)
 
 
 def _image_array(x: np.ndarray, name: str) -> np.ndarray:
@@ -88,85 +83,14 @@ def read_npy(path: str | Path) -> ArrayDataset:
 def read_image_folder(path: str | Path) -> ArrayDataset:
     """Every image in a folder, or in its class subfolders (labels from the folder names).
 
-    Grey images give one channel; if any image has colour, all become RGB. 16-bit grey
-    images are scaled to 8 bits. All images must have the same size.
+    All images become what most of them are (grey or RGB, colour on a tie), and the
+    conversions are said on stderr, as are skipped non-image files. 16-bit grey images are
+    scaled to 8 bits. All images must have the same size (else an error naming the odd file
+    and the ways out); :func:`aekit.data.images.read_images` reads folders of mixed sizes.
     """
-    root = Path(path)
-    if not root.is_dir():
-        raise DataError(f"{root}: not a folder")
-    files = _images_in(root)
-    labels: list[int] = []
-    classes: tuple[str, ...] | None = None
-    if not files:
-        subdirs = sorted(p for p in root.iterdir() if p.is_dir())
-        kept = [(d.name, fs) for d in subdirs if (fs := _images_in(d))]
-        classes = tuple(name for name, _ in kept) or None
-        for label, (_, fs) in enumerate(kept):
-            files += fs
-            labels += [label] * len(fs)
-    if not files:
-        raise DataError(
-            f"{root}: no images in the folder or its subfolders (looked for {', '.join(IMAGE_SUFFIXES)})"
-        )
-    # First pass: headers only (mode and size), so a bad file is named before any pixel is decoded.
-    modes = []
-    size = None
-    for f in files:
-        with _open_image(f) as im:
-            if size is None:
-                size = im.size
-            elif im.size != size:
-                raise DataError(
-                    f"{f}: image is {im.size[0]}x{im.size[1]}, but {files[0].name} is {size[0]}x{size[1]}"
-                )
-            modes.append(im.mode)
-    colour = not all(_is_grey(m) for m in modes)
-    x = np.empty((len(files), 3 if colour else 1, size[1], size[0]), dtype=np.uint8)  # (N, C, H, W)
-    for i, f in enumerate(files):
-        with _open_image(f) as im:
-            x[i] = _pixels(im, colour, f)
-    y = np.asarray(labels) if classes else None
-    ids = tuple(f.relative_to(root).as_posix() for f in files)
-    return ArrayDataset(x, y, name=str(root), scaling=Scaling.uint8(), classes=classes, ids=ids)
-
-
-def _images_in(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
-
-
-def _open_image(path: Path):
-    from PIL import Image
-
-    try:
-        return Image.open(path)
-    except (*_IMAGE_ERRORS, Image.DecompressionBombError) as e:
-        raise DataError(f"{path}: not a readable image ({e})") from None
-
-
-def _is_grey(mode: str) -> bool:
-    return mode in ("1", "L", "LA", "La", "I", "F") or mode.startswith("I;16")
-
-
-def _pixels(im, colour: bool, path: Path) -> np.ndarray:
-    """An open image's pixels as (C, H, W) uint8, C = 3 if ``colour`` else 1; errors name the file."""
-    from PIL import Image
-
-    try:
-        if im.mode.startswith("I;16") or im.mode == "I":
-            wide = np.asarray(im).astype(np.int64)
-            if wide.size and (wide.min() < 0 or wide.max() > 65535):
-                raise DataError(
-                    f"{path}: {im.mode} image holds values in [{wide.min()}, {wide.max()}]; "
-                    "expected 8-bit images or 16-bit grey ones (0 to 65535)"
-                )
-            grey = ((wide * 255 + 32767) // 65535).astype(np.uint8)  # 16 bits -> 8, rounded
-            return np.broadcast_to(grey, (3 if colour else 1, *grey.shape))
-        if im.mode == "F":
-            raise DataError(f"{path}: floating-point (mode F) image; expected 8-bit or 16-bit images")
-        a = np.asarray(im.convert("RGB" if colour else "L"), dtype=np.uint8)
-    except (*_IMAGE_ERRORS, Image.DecompressionBombError) as e:
-        raise DataError(f"{path}: not a readable image ({e})") from None
-    return a.transpose(2, 0, 1) if colour else a[None]
+    images = read_images(path)
+    say(images.notes)
+    return images.to_dataset()
 
 
 def read_path(
@@ -208,6 +132,6 @@ def read_path(
 
 
 def _read_one_image(path: Path) -> ArrayDataset:
-    with _open_image(path) as im:
-        a = _pixels(im, not _is_grey(im.mode), path)
+    with open_image(path) as im:
+        a = pixels(im, not is_grey(im.mode), path)
     return ArrayDataset(a[None], name=str(path), scaling=Scaling.uint8(), ids=(path.name,))

@@ -101,10 +101,12 @@ def bach_chorales(progress: bool = True) -> list[tuple[np.ndarray, np.ndarray]]:
         from music21 import corpus
     except ImportError:
         raise DataError('bach: needs music21 (pip install -c constraints.txt -e ".[music]")') from None
-    from tqdm.auto import tqdm
+    from aekit.progress import track
 
     pieces = []
-    for score in tqdm(corpus.chorales.Iterator(), total=371, desc="parsing chorales", disable=not progress):
+    for score in track(
+        corpus.chorales.Iterator(), "parsing chorales", total=371, unit="piece", enabled=progress
+    ):
         parsed = _parse_chorale(score)
         if parsed is not None:
             pieces.append(parsed)

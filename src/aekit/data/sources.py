@@ -129,7 +129,9 @@ def load_dataset(
         known = ", ".join(sorted(SOURCES)) + ", " + ", ".join(f"{s}:PATH" for s in SCHEMES) + ", name:NAME"
         raise DataError(f"unknown dataset {name!r} (known: {known}; or a path to a file or folder)")
     if limit is not None and limit < len(data):
-        data = data.subset(sample_indices(data, limit, seed))
+        # a series keeps its time order: its first ``limit`` steps, never a random draw
+        index = np.arange(limit) if data.series is not None else sample_indices(data, limit, seed)
+        data = data.subset(index)
     return data
 
 
@@ -201,6 +203,13 @@ register_scheme("npy")(read_npy)
 register_scheme("images")(read_image_folder)
 register_scheme("csv")(read_csv)
 register_scheme("idx")(lambda path: from_array(read_idx(path), path))
+
+
+@register_scheme("series")
+def _series(path: str) -> ArrayDataset:
+    from aekit.data.series import read_series
+
+    return read_series(path)
 
 
 @register_scheme("shards")

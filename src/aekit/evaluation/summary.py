@@ -259,7 +259,7 @@ def summarize_run(
                     labels = torch.zeros(2, dtype=torch.long, device=device)
                 ya, yb = (labels[:1], labels[1:]) if model.conditional else (None, None)
                 za, zb = model.encode(pair[:1], ya), model.encode(pair[1:], yb)
-                t = torch.linspace(0, 1, WALK_STEPS, device=device)[:, None]
+                t = torch.linspace(0, 1, WALK_STEPS, device=device).reshape(-1, *([1] * (za.dim() - 1)))
                 y_walk = ya.expand(WALK_STEPS) if model.conditional else None  # the first input's label
                 summary.interpolation = model.decode(za + t * (zb - za), y_walk).float().cpu().numpy()
     return summary

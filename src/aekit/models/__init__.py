@@ -5,6 +5,8 @@ from aekit.models import (  # noqa: F401  (each registers)
     autoencoder,
     codec,
     conductor,
+    conv1d,
+    hyperprior,
     iwae,
     music,
     regularized,

@@ -23,6 +23,7 @@ class DenseAutoencoder(Autoencoder):
     """Fully connected autoencoder with any layer sizes (preset `seed`: the classic 784-128-64-32)."""
 
     config_class = DenseConfig
+    fully_convolutional = True
 
     def __init__(self, config: DenseConfig) -> None:
         super().__init__(config)
@@ -42,6 +43,7 @@ class ConvAutoencoder(Autoencoder):
     """Convolutional autoencoder: stride-2 convolutions down, transposed convolutions up."""
 
     config_class = ConvConfig
+    fully_convolutional = True
 
     def __init__(self, config: ConvConfig) -> None:
         super().__init__(config)

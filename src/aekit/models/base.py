@@ -57,11 +57,14 @@ class Autoencoder(nn.Module):
     generative: ClassVar[bool] = False  # has sample(n, generator, y)
     conditional: ClassVar[bool] = False  # needs labels y in encode/decode/forward
     data_kind: ClassVar[str] = "values"  # "values": images or tables in [0, 1]; "tokens": music
+    fully_convolutional: ClassVar[bool] = False  # takes arch="fcn": spatial codes, images of any size
     has_likelihood: ClassVar[bool] = False  # nll() and kl_per_dim(): the VAE family
     has_codebook: ClassVar[bool] = False  # codes(), quantize() and codebook: vector-quantised models
 
     def __init__(self, config: Any) -> None:
         super().__init__()
+        if getattr(config, "arch", None) == "fcn" and not self.fully_convolutional:
+            raise ValueError(f"{type(self).__name__} has no fully convolutional form (arch 'fcn')")
         self.config = config
 
     @property

@@ -133,10 +133,13 @@ class Backbone:
 
     Attributes:
         input_shape: One sample's shape, (C, H, W) or (F,); filled from the data.
-        arch: ``dense`` (MLP through ``hidden``) or ``conv`` (stride-2 convolutions through ``channels``).
+        arch: ``dense`` (MLP through ``hidden``), ``conv`` (stride-2 convolutions through ``channels``,
+            then a linear bottleneck) or ``fcn`` (fully convolutional, any image size: ``channels`` are
+            the widths per scale, the code has ``latent_dim`` channels; see :mod:`aekit.models.fcn`).
         hidden: Hidden sizes of the dense encoder; the decoder mirrors them.
         channels: Channels of the conv encoder; the decoder mirrors them.
-        latent_dim: Size of the code.
+        latent_dim: Size of the code (its channels for ``fcn``).
+        blocks: ``fcn`` only: residual blocks at each scale.
         activation: Between layers.
         output_activation: On the reconstruction (``sigmoid`` for data in [0, 1]).
         loss: Reconstruction loss, ``mse`` or ``bce``.
@@ -147,6 +150,7 @@ class Backbone:
     hidden: tuple[int, ...] = (256, 128)
     channels: tuple[int, ...] = (32, 64)
     latent_dim: int = 32
+    blocks: int = 1
     activation: str = "relu"
     output_activation: str = "sigmoid"
     loss: str = "mse"
@@ -158,6 +162,8 @@ class Backbone:
                 raise ConfigError(f"model config: {name} must be sizes of 1 or more, not {list(values)}")
         if self.latent_dim < 1:
             raise ConfigError(f"model config: latent_dim must be 1 or more, not {self.latent_dim}")
+        if self.blocks < 0:
+            raise ConfigError(f"model config: blocks must be 0 or more, not {self.blocks}")
 
 
 def build_encoder(c: Backbone, out_dim: int, final: str = "none") -> nn.Module:
@@ -169,7 +175,18 @@ def build_encoder(c: Backbone, out_dim: int, final: str = "none") -> nn.Module:
             raise ValueError(f"arch 'conv' needs image input (C, H, W), got input_shape {c.input_shape}")
         enc = conv_encoder(c.input_shape, c.channels, out_dim, c.activation)
         return enc if final == "none" else nn.Sequential(enc, activation(final))
-    raise ValueError(f"unknown arch {c.arch!r} (expected dense or conv)")
+    if c.arch == "fcn":
+        from aekit.models.fcn import FCNEncoder
+
+        _need_image(c)
+        enc = FCNEncoder(c.input_shape[0], c.channels, c.blocks, out_dim, c.activation)
+        return enc if final == "none" else nn.Sequential(enc, activation(final))
+    raise ValueError(f"unknown arch {c.arch!r} (expected dense, conv or fcn)")
+
+
+def _need_image(c: Backbone) -> None:
+    if len(c.input_shape) != 3:
+        raise ValueError(f"arch {c.arch!r} needs image input (C, H, W), got input_shape {c.input_shape}")
 
 
 def build_decoder(c: Backbone, in_dim: int) -> nn.Module:
@@ -178,4 +195,9 @@ def build_decoder(c: Backbone, in_dim: int) -> nn.Module:
         return dense_decoder(in_dim, c.hidden[::-1], c.input_shape, c.activation, c.output_activation)
     if c.arch == "conv":
         return conv_decoder(in_dim, c.channels, c.input_shape, c.activation, c.output_activation)
-    raise ValueError(f"unknown arch {c.arch!r} (expected dense or conv)")
+    if c.arch == "fcn":
+        from aekit.models.fcn import FCNDecoder
+
+        _need_image(c)
+        return FCNDecoder(in_dim, c.channels, c.blocks, c.input_shape[0], c.activation, c.output_activation)
+    raise ValueError(f"unknown arch {c.arch!r} (expected dense, conv or fcn)")

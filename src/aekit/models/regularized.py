@@ -6,6 +6,7 @@ its loss; the architecture (dense or conv) comes from the shared :class:`Backbon
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import torch
@@ -14,7 +15,7 @@ from torch import Tensor
 
 from aekit.data.batches import Batch
 from aekit.data.corrupt import corrupt
-from aekit.models.base import Autoencoder, reconstruction_loss
+from aekit.models.base import Autoencoder, Output, reconstruction_loss
 from aekit.models.layers import Backbone, build_decoder, build_encoder
 from aekit.models.registry import register_model
 
@@ -31,11 +32,15 @@ class _Plain(Autoencoder):
 @dataclass(frozen=True)
 class DenoisingConfig(Backbone):
     """``noise``: gaussian, salt_and_pepper, masking, occlusion or mixture; ``noise_level`` its
-    sigma, rate or fraction; a ``noise_level_max`` above it trains blind over that range."""
+    sigma, rate or fraction; a ``noise_level_max`` above it trains blind over that range.
+    With ``arch="fcn"``: ``skips`` adds the encoder's features to the decoder's at each scale
+    (RED-Net / U-Net), ``residual`` predicts the noise and subtracts it (DnCNN's residual learning)."""
 
     noise: str = "gaussian"
     noise_level: float = 0.3
     noise_level_max: float = 0.0
+    skips: bool = True
+    residual: bool = True
 
 
 @register_model("denoising")
@@ -43,16 +48,38 @@ class DenoisingAutoencoder(_Plain):
     """Denoising autoencoder: reconstructs clean inputs from corrupted ones."""
 
     config_class = DenoisingConfig
+    fully_convolutional = True
+
+    def __init__(self, config: DenoisingConfig) -> None:
+        residual = config.arch == "fcn" and config.residual  # the decoder then outputs minus the noise
+        super().__init__(dataclasses.replace(config, output_activation="none") if residual else config)
+        self.config = config  # as given: it rebuilds the model
+        self.residual = residual
+
+    def restore(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """The denoised image before clipping to [0, 1] (what the loss sees), and the code."""
+        c = self.config
+        if c.arch == "fcn" and c.skips:  # U-Net: the decoder also gets the features at each scale
+            z, feats = self.encoder.features(x)
+            out = self.decoder(z, feats)
+        else:
+            z = self.encoder(x)
+            out = self.decoder(z)
+        return (x + out if self.residual else out), z
+
+    def forward(self, x: Tensor, y: Tensor | None = None) -> Output:
+        x_hat, z = self.restore(x)
+        return Output(x_hat.clamp(0, 1) if self.residual else x_hat, z)
 
     def loss(self, batch: Batch, phase: str = "main") -> dict[str, Tensor]:
         c = self.config
         level = (c.noise_level, c.noise_level_max) if c.noise_level_max > c.noise_level else c.noise_level
         noisy = corrupt(batch.x, c.noise, level)  # validation corrupts too: it measures denoising
-        x_hat = self(noisy).x_hat
+        x_hat = self.restore(noisy)[0]
         rec = reconstruction_loss(x_hat, batch.x, c.loss)
         return {
             "loss": rec,
-            "mse": F.mse_loss(x_hat.detach(), batch.x),
+            "mse": F.mse_loss(x_hat.detach().clamp(0, 1), batch.x),
             "noisy_mse": F.mse_loss(noisy, batch.x),
         }
 

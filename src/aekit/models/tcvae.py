@@ -59,6 +59,7 @@ class TCVAE(VAE):
     """beta-TCVAE: the VAE with its total-correlation term weighted apart (Chen et al. 2018)."""
 
     config_class = TCVAEConfig
+    fully_convolutional = False  # the decomposition is over the dimensions of flat codes
 
     def loss(self, batch: Batch, phase: str = "main") -> dict[str, Tensor]:
         c = self.config

@@ -54,6 +54,7 @@ class VAE(Autoencoder):
 
     config_class = VAEConfig
     generative = True
+    fully_convolutional = True  # arch="fcn": a code (B, latent_dim, H/s, W/s), N(0, I) at every position
     has_likelihood = True
 
     def __init__(self, config: VAEConfig) -> None:
@@ -117,7 +118,7 @@ class VAE(Autoencoder):
     def kl_term(self, mu: Tensor, logvar: Tensor, z: Tensor) -> Tensor:
         """KL(q(z|x) || p(z)) per sample: the closed form for N(0, I); models with another prior
         override it (``z`` is the posterior draw, for a one-sample estimate). Shape: (B, D) -> (B,)."""
-        return kl_normal(mu, logvar).sum(1)
+        return kl_normal(mu, logvar).flatten(1).sum(1)
 
     def beta_now(self) -> float:
         warm = self.config.kl_warmup_steps
@@ -143,14 +144,27 @@ class VAE(Autoencoder):
             "mse": mse,
         }
 
-    def log_prior(self, z: Tensor) -> Tensor:
-        """log p(z) of the prior, N(0, I) here. Shape: (..., D) -> (...)."""
-        return (-0.5 * z.pow(2) - 0.5 * LOG_2PI).sum(-1)
+    def log_prior(self, z: Tensor, batch_dims: int = 1) -> Tensor:
+        """log p(z) of the prior, N(0, I) here, summed over each code's elements.
+
+        Shape: (*batch, *code) with ``batch_dims`` leading axes -> (*batch)
+        """
+        return (-0.5 * z.pow(2) - 0.5 * LOG_2PI).flatten(batch_dims).sum(-1)
+
+    def code_shape(self) -> tuple[int, ...]:
+        """One code's shape: (latent_dim,), or (latent_dim, H/s, W/s) for arch="fcn" at the training size."""
+        c = self.config
+        if c.arch != "fcn":
+            return (c.latent_dim,)
+        from aekit.models.fcn import total_stride
+
+        s = total_stride(c.channels)
+        return (c.latent_dim, -(-c.input_shape[1] // s), -(-c.input_shape[2] // s))
 
     def prior_sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
-        """``n`` codes drawn from the prior. Shape: -> (n, D)."""
+        """``n`` codes drawn from the prior. Shape: -> (n, *code_shape)."""
         device = next(self.parameters()).device
-        return torch.randn(n, self.config.latent_dim, generator=generator, device=device)
+        return torch.randn(n, *self.code_shape(), generator=generator, device=device)
 
     def log_weights(self, x: Tensor, y: Tensor | None = None, k: int = 1) -> Tensor:
         """log p(x, z_k) - log q(z_k|x) for ``k`` reparameterised draws z_k ~ q(z|x) (differentiable).
@@ -162,12 +176,12 @@ class VAE(Autoencoder):
         """
         mu, logvar = self.posterior(x, y)
         eps = torch.randn(k, *mu.shape, dtype=mu.dtype, device=mu.device)
-        z = mu + eps * (0.5 * logvar).exp()  # (k, B, D)
-        log_q = (-0.5 * eps.pow(2) - 0.5 * logvar - 0.5 * LOG_2PI).sum(-1)
+        z = mu + eps * (0.5 * logvar).exp()  # (k, B, *code)
+        log_q = (-0.5 * eps.pow(2) - 0.5 * logvar - 0.5 * LOG_2PI).flatten(2).sum(-1)
         xs = x.expand(k, *x.shape).flatten(0, 1)
         ys = None if y is None else y.expand(k, *y.shape).flatten(0, 1)
         log_px = self._log_px(xs, self.logits(z.flatten(0, 1), ys)).view(k, -1)
-        return log_px + self.log_prior(z) - log_q
+        return log_px + self.log_prior(z, batch_dims=2) - log_q
 
     @torch.no_grad()
     def nll(self, x: Tensor, y: Tensor | None = None, k: int = 50) -> Tensor:
@@ -183,7 +197,8 @@ class VAE(Autoencoder):
     @torch.no_grad()
     def kl_per_dim(self, x: Tensor, y: Tensor | None = None) -> Tensor:
         """Mean KL per latent dimension over ``x``: near-zero dimensions are collapsed. Shape: (D,)."""
-        return kl_normal(*self.posterior(x, y)).mean(0)
+        kl = kl_normal(*self.posterior(x, y))
+        return kl.transpose(0, 1).flatten(1).mean(1)  # (B, D, ...) -> (D,): also over positions (fcn)
 
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator | None = None, y: Tensor | None = None) -> Tensor:
@@ -204,6 +219,7 @@ class CVAE(VAE):
 
     config_class = CVAEConfig
     conditional = True
+    fully_convolutional = False
 
     def __init__(self, config: CVAEConfig) -> None:
         if config.num_classes < 1:

@@ -34,6 +34,7 @@ class VampPriorVAE(VAE):
     """VAE whose prior mixes the posteriors of learned pseudo-inputs (VampPrior, Tomczak & Welling 2018)."""
 
     config_class = VampPriorConfig
+    fully_convolutional = False  # the mixture is over flat codes
 
     def __init__(self, config: VampPriorConfig) -> None:
         if config.components < 1:
@@ -47,8 +48,8 @@ class VampPriorVAE(VAE):
         """mu, logvar of the K prior components. Shape: -> (K, D), (K, D)."""
         return self.posterior(self.clip(self.pseudo))
 
-    def log_prior(self, z: Tensor) -> Tensor:
-        """log (1/K) sum_k q(z | u_k). Shape: (..., D) -> (...)."""
+    def log_prior(self, z: Tensor, batch_dims: int = 1) -> Tensor:
+        """log (1/K) sum_k q(z | u_k). Shape: (*batch, D) -> (*batch)."""
         mu, logvar = self.components()
         per = log_normal(z.unsqueeze(-2), mu, logvar)  # (..., K)
         return torch.logsumexp(per, -1) - math.log(len(mu))

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
 import torch
-from tqdm.auto import tqdm
 
 from aekit.fileio import atomic_write_text
+from aekit.progress import STEPS, Milestones, is_live, live_bar
 from aekit.training.checkpoint import METRICS, save_checkpoint, save_weights
 
 
@@ -25,35 +26,50 @@ def format_record(record: dict[str, float], epochs: int) -> str:
 
 
 class ProgressBar:
-    """A tqdm bar over each epoch's batches (on a terminal) and one printed line per epoch."""
+    """Progress by aekit's one rule (:mod:`aekit.progress`): a bar over each epoch's batches on a
+    terminal, and one printed line per epoch. Off a terminal, a run of fewer than 10 epochs also
+    prints a line at each 10% of its steps, so that a long epoch is not silent in a log."""
 
     def __init__(self, enabled: bool = True, stream: Any = None) -> None:
         self.enabled = enabled
         self.stream = stream or sys.stdout
-        self.bar: tqdm | None = None
+        self.bar: Any = None
+        self.live = enabled and is_live()
+        self.milestones: Milestones | None = None
+        self.start = 0.0
 
     def _open(self, trainer) -> None:
-        self.bar = tqdm(
-            total=trainer.batches_per_epoch,
-            desc=f"epoch {trainer.epoch + 1}/{trainer.config.epochs}",
-            leave=False,
-            disable=None if self.enabled else True,  # None: only on a terminal
-            unit="batch",
-            dynamic_ncols=True,
-        )
+        if self.live:
+            self.bar = live_bar(
+                trainer.batches_per_epoch, f"epoch {trainer.epoch + 1}/{trainer.config.epochs}", unit="batch"
+            )
 
     def on_fit_start(self, trainer) -> None:
+        if self.enabled and not self.live and trainer.config.epochs - trainer.epoch < STEPS:
+            self.milestones = Milestones(trainer.config.epochs * trainer.batches_per_epoch)
+            self.milestones.passed(trainer.step)  # a resumed run: the milestones already behind it
+            self.start = time.perf_counter()
         self._open(trainer)
 
     def on_batch_end(self, trainer, terms: dict[str, float]) -> None:
-        if self.bar is not None and not self.bar.disable:
+        if self.bar is not None:
             self.bar.update(1)
             if self.bar.n % 20 == 0:
                 self.bar.set_postfix(loss=f"{terms['loss']:.4f}", refresh=False)
+        done = trainer.step  # steps taken, this one included
+        at_epoch_end = done % max(1, trainer.batches_per_epoch) == 0
+        if self.milestones is not None and self.milestones.passed(done) and not at_epoch_end:
+            print(
+                f"epoch {trainer.epoch + 1}/{trainer.config.epochs}: {self.milestones.percent}% of training "
+                f"(step {done}, loss {terms['loss']:.5f}, {time.perf_counter() - self.start:.1f} s)",
+                file=self.stream,
+                flush=True,
+            )
 
     def on_epoch_end(self, trainer, record: dict[str, float]) -> None:
         if self.bar is not None:
             self.bar.close()
+            self.bar = None
         if self.enabled:
             print(format_record(record, trainer.config.epochs), file=self.stream, flush=True)
         if trainer.epoch < trainer.config.epochs:
@@ -62,6 +78,7 @@ class ProgressBar:
     def on_fit_end(self, trainer) -> None:
         if self.bar is not None:
             self.bar.close()
+            self.bar = None
 
 
 class MetricsLog:

@@ -10,6 +10,7 @@ import dataclasses
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +21,10 @@ from torch import nn
 from aekit.config import RunConfig, resolve
 from aekit.data.batches import Batches
 from aekit.data.dataset import ArrayDataset, DataInfo
+from aekit.data.patches import PatchDataset
 from aekit.errors import DataError
 from aekit.evaluation.metrics import summarize
+from aekit.models.fcn import check_training_size, geometry, is_fully_convolutional, whole_images
 from aekit.models.registry import build_model
 from aekit.training import checkpoint
 from aekit.training.callbacks import EarlyStopping
@@ -68,12 +71,16 @@ class Run:
 
         return TableSchema.from_dict(self.dataset.schema)
 
-    def load_data(self, name: str, split: str = "test", limit: int | None = None) -> ArrayDataset:
+    def load_data(
+        self, name: str, split: str = "test", limit: int | None = None, missing: str | None = None
+    ) -> ArrayDataset:
         """Load data for this model: tables are encoded with the columns, scales and categories
-        the model was trained on (a category it never saw is an error naming the cell)."""
+        the model was trained on (a category it never saw is an error naming the cell).
+        ``missing`` overrides the run's rule for missing table values (``error``, ``drop``, ``impute``)."""
         from aekit.data.sources import load_dataset
 
-        return load_dataset(name, split, limit=limit, missing=self.config.data.missing, schema=self.schema())
+        missing = missing or self.config.data.missing
+        return load_dataset(name, split, limit=limit, missing=missing, schema=self.schema())
 
     def prepare(self, data: ArrayDataset | np.ndarray) -> ArrayDataset:
         """Check that ``data`` fits the model (reshaping flat images) and scale tables as in training.
@@ -81,11 +88,17 @@ class Run:
         Raises:
             DataError: samples whose size does not match the model's input.
         """
-        if not isinstance(data, ArrayDataset):
+        if not isinstance(data, ArrayDataset | PatchDataset):
             from aekit.data.files import from_array
 
             data = from_array(np.asarray(data), "array")
         want = tuple(self.model.input_shape)
+        if data.is_image and len(want) == 3 and data.shape[0] != want[0]:  # grey <-> RGB, said on stderr
+            from aekit.data.images import convert_channels
+
+            data = convert_channels(data, want[0])
+        if is_fully_convolutional(self.model) and data.is_image:  # any size: only the channels must fit
+            want = data.shape
         if data.shape != want:
             if int(np.prod(data.shape)) != int(np.prod(want)):
                 raise DataError(
@@ -107,16 +120,15 @@ class Run:
         self, data: ArrayDataset | np.ndarray, fn: Callable, batch_size: int, progress: bool | str = False
     ) -> np.ndarray:
         """``fn(x, y)`` over ``data`` in batches; ``progress`` (True or a label) shows a bar."""
-        from tqdm.auto import tqdm
+        from aekit.progress import track
 
         self.model.eval()
         data = self.prepare(data)
+        if is_fully_convolutional(self.model):  # any size: padded to the stride (outputs cropped back)
+            fn = partial(whole_images, fn, geometry(self.model)[0], crop=fn == self.model.reconstruct)
         batches = Batches(data, batch_size, device=self.device)
         label = progress if isinstance(progress, str) else "batches"
-        out = [
-            fn(b.x, b.y).float().cpu()
-            for b in tqdm(batches, desc=label, disable=not progress, leave=False, unit="batch")
-        ]
+        out = [fn(b.x, b.y).float().cpu() for b in track(batches, label, enabled=bool(progress))]
         return torch.cat(out).numpy()
 
     def reconstruct(
@@ -235,6 +247,7 @@ def fit(
     train_set, val_set = validation_split(data, config)
     torch.manual_seed(config.train.seed)
     model = build_model(config.model, config.model_config)
+    check_training_size(model, data.shape)
     if config.train.patience > 0:
         callbacks = [EarlyStopping(config.train.patience), *callbacks]
     trainer = Trainer(model, config.train, callbacks)

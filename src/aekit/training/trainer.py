@@ -25,7 +25,15 @@ from aekit.training import distributed
 
 
 class TrainingError(AekitError):
-    """Training cannot go on (a non-finite loss under ``nan_policy="stop"``)."""
+    """Training cannot go on (a non-finite loss under ``nan_policy="stop"``).
+
+    ``reason`` is the message without its ``advice``, so that a caller (the CLI) can give the
+    advice in its own terms (flags rather than setting names).
+    """
+
+    def __init__(self, reason: str, advice: str = "") -> None:
+        super().__init__(f"{reason}. {advice}" if advice else reason)
+        self.reason = reason
 
 
 def resolve_device(name: str) -> torch.device:
@@ -195,9 +203,8 @@ class Trainer:
                     return None
                 raise TrainingError(
                     f"the {phase} loss became {values['loss']:g} at epoch {self.epoch + 1}, "
-                    f"step {self.step + 1}; "
-                    "training stopped (the last good checkpoint is kept). Try a lower --lr, --grad-clip, "
-                    "or --set train.nan_policy=skip"
+                    f"step {self.step + 1}; training stopped (the last good checkpoint is kept)",
+                    advice="Try a lower lr, a grad_clip, or nan_policy='skip'",
                 )
             if self.config.schedule in ("cosine", "onecycle"):
                 progress = (self.step + 1) / max(1, self.config.epochs * self.batches_per_epoch)

@@ -1,0 +1,79 @@
+"""The hyperprior codecs the rate-distortion benchmark trains (once; cached as run directories).
+
+- Fashion-MNIST: one variable-rate model (8 qualities) on the 60,000 training images.
+- Photos: one colour model on random 64x64 patches of the TRAIN photos of ``photos.py`` (grayscale
+  photos replicated to three channels), never on a TEST photo.
+
+Run alone to train both ahead of the benchmark: ``python benchmarks/rd_models.py``.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+import photos  # benchmarks/photos.py
+import torch
+from cached_run import train_or_reuse  # benchmarks/cached_run.py
+
+from aekit.apps.hypercodec import HyperCodec
+from aekit.data.files import from_array
+from aekit.data.sources import load_dataset
+
+RESULTS = Path(__file__).parent / "results"
+FASHION = {
+    "name": "hyperprior",
+    "channels": 32,
+    "latent_channels": 32,
+    "hyper_channels": 16,
+    "levels": 2,
+    "hyper_levels": 2,
+    "lambdas": [0.0006, 0.0013, 0.0028, 0.0059, 0.0125, 0.0266, 0.0567, 0.12],
+}
+PHOTOS = {
+    "name": "hyperprior",
+    "channels": 40,
+    "latent_channels": 48,
+    "hyper_channels": 24,
+    "levels": 3,
+    "hyper_levels": 2,
+    "lambdas": [0.001, 0.0019, 0.0037, 0.0072, 0.0139, 0.0268, 0.0518, 0.1],
+}
+
+
+def fashion_codec(epochs: int = 2, out: Path = RESULTS) -> HyperCodec:
+    train = load_dataset("fashion-mnist", "train")
+    run_dir = out / f"hyperprior-fashion-{epochs}"
+    # (tried: one more pass over 16x16 crops in batches of 32 tripled the rate on whole images)
+    return HyperCodec(train_or_reuse(run_dir, FASHION, train, epochs, "hyperprior (Fashion-MNIST)"))
+
+
+def photo_patches(n: int, size: int = 64, seed: int = 0) -> np.ndarray:
+    """``n`` random ``size`` x ``size`` crops of the TRAIN photos, uint8 (n, 3, size, size)."""
+    rng = np.random.default_rng(seed)
+    images = [photos.load(name) for name in photos.TRAIN]
+    images = [np.repeat(im[..., None], 3, 2) if im.ndim == 2 else im[..., :3] for im in images]
+    out = np.empty((n, 3, size, size), np.uint8)
+    for i in range(n):
+        im = images[rng.integers(len(images))]
+        r, c = rng.integers(im.shape[0] - size + 1), rng.integers(im.shape[1] - size + 1)
+        out[i] = im[r : r + size, c : c + size].transpose(2, 0, 1)
+    return out
+
+
+def photo_codec(epochs: int = 3, n: int = 4000, out: Path = RESULTS) -> HyperCodec:
+    train = from_array(photo_patches(n), "photo-patches:train")
+    run_dir = out / f"hyperprior-photos-{n}-{epochs}"
+    return HyperCodec(train_or_reuse(run_dir, PHOTOS, train, epochs, "hyperprior (photos)", batch_size=16))
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("which", nargs="*", default=["fashion", "photos"])
+    args = parser.parse_args()
+    torch.set_num_threads(1)  # on a shared CPU, two threads thrash (measured: 9x slower per batch)
+    if "fashion" in args.which:
+        fashion_codec()
+    if "photos" in args.which:
+        photo_codec()

@@ -1,0 +1,92 @@
+"""``conv1d``: a 1-D convolutional autoencoder for windows of signals, (channels, length).
+
+Any input shape works: (C, L) is C channels over L steps, (F,) is one channel of F steps, and
+(C, H, W) is read as C channels of H*W steps (so the model contract tests run on it as on every
+model). Stride-2 convolutions halve the length each layer, a linear map makes the code, and
+transposed convolutions (their output padding chosen so that odd lengths come back exactly)
+mirror the encoder. Series detectors use it with a linear output (``output_activation="none"``),
+since their windows are standardised, not in [0, 1].
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from torch import nn
+
+from aekit.errors import ConfigError
+from aekit.models.base import Autoencoder
+from aekit.models.layers import Backbone, Reshape, activation, conv_sizes
+from aekit.models.registry import register_model
+
+
+@dataclass(frozen=True)
+class Conv1dConfig(Backbone):
+    """Strided 1-D convolutions through ``channels`` with odd ``kernel_size``; ``latent_dim`` code."""
+
+    arch: str = "conv1d"
+    channels: tuple[int, ...] = (32, 64)
+    kernel_size: int = 5
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.kernel_size < 1 or self.kernel_size % 2 == 0:
+            raise ConfigError(f"model 'conv1d': kernel_size must be odd and positive, not {self.kernel_size}")
+
+    @property
+    def signal_shape(self) -> tuple[int, int]:
+        """(channels, length) that the input shape is read as."""
+        s = self.input_shape
+        return (1, s[0]) if len(s) == 1 else (s[0], math.prod(s[1:]))
+
+
+def conv1d_encoder(c: Conv1dConfig) -> nn.Module:
+    """(B, *input_shape) -> (B, latent_dim).
+
+    Shape:
+        (B, C, L) -> conv layers (B, channels[i], L_i), L_i = ceil(L_{i-1} / 2) -> (B, latent_dim)
+    """
+    ch, length = c.signal_shape
+    k = c.kernel_size
+    layers: list[nn.Module] = [Reshape(ch, length)]
+    for c_in, c_out in zip((ch, *c.channels[:-1]), c.channels, strict=True):
+        layers += [nn.Conv1d(c_in, c_out, k, stride=2, padding=k // 2), activation(c.activation)]
+    sizes = conv_sizes(length, len(c.channels))  # an odd kernel with padding k // 2 halves like 3 with 1
+    layers += [nn.Flatten(), nn.Linear(c.channels[-1] * sizes[-1], c.latent_dim)]
+    return nn.Sequential(*layers)
+
+
+def conv1d_decoder(c: Conv1dConfig) -> nn.Module:
+    """(B, latent_dim) -> (B, *input_shape), the mirror of :func:`conv1d_encoder`."""
+    ch, length = c.signal_shape
+    k = c.kernel_size
+    sizes = conv_sizes(length, len(c.channels))
+    rev = c.channels[::-1]
+    layers: list[nn.Module] = [
+        nn.Linear(c.latent_dim, rev[0] * sizes[-1]),
+        activation(c.activation),
+        Reshape(rev[0], sizes[-1]),
+    ]
+    outs = (*rev[1:], ch)
+    for i, (c_in, c_out) in enumerate(zip(rev, outs, strict=True)):
+        level = len(c.channels) - i  # from sizes[level] up to sizes[level - 1]
+        pad = sizes[level - 1] - ((sizes[level] - 1) * 2 + 1)
+        layers.append(nn.ConvTranspose1d(c_in, c_out, k, stride=2, padding=k // 2, output_padding=pad))
+        last = i == len(rev) - 1
+        if not last or c.output_activation != "none":
+            layers.append(activation(c.output_activation if last else c.activation))
+    layers.append(Reshape(*c.input_shape))
+    return nn.Sequential(*layers)
+
+
+@register_model("conv1d")
+class Conv1dAutoencoder(Autoencoder):
+    """1-D convolutional autoencoder for signals and windows of time series, (channels, length)."""
+
+    config_class = Conv1dConfig
+
+    def __init__(self, config: Conv1dConfig) -> None:
+        super().__init__(config)
+        self.encoder = conv1d_encoder(config)
+        self.decoder = conv1d_decoder(config)

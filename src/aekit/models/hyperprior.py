@@ -1,0 +1,303 @@
+"""``hyperprior``: a variable-rate scale-hyperprior codec for images of any size (Balle et al. 2018).
+
+The analysis transform ``g_a`` (strided 5x5 convolutions with GDN) maps an image to a spatial
+latent ``y`` (M channels at 1/2^levels of its size); the hyper-analysis ``h_a`` maps ``|y|`` to
+side information ``z`` (1/2^hyper_levels smaller again), coded with a factorised prior (a
+logistic density per channel). The hyper-synthesis ``h_s`` predicts from the decoded ``z`` the
+scale of a zero-mean Gaussian for every element of ``y``; the synthesis ``g_s`` (transposed
+convolutions with inverse GDN) maps the decoded ``y`` back to pixels.
+
+**Many rates, one model** (gain vectors, Cui et al. 2021): quality level q (1..Q) multiplies ``y``
+by a learned per-channel gain before rounding and divides by a learned inverse gain after; each
+training sample draws a level and pays ``bpp + lambdas[q] * 255^2 * MSE``. Fractional qualities
+interpolate the gains geometrically.
+
+**Exact, repeatable decoding.** The decoder must find the same Gaussian for every symbol as the
+encoder, bit for bit, on any CPU (CompressAI's issues #279 / #309 are decodes broken by a float
+that came out one ulp apart on another machine). So at inference ``h_s`` runs in *integer*
+arithmetic: its weights are rounded to multiples of 2^-WEIGHT_BITS, activations to multiples of
+2^-ACT_BITS, and every convolution is an unfold + matrix product of integer-valued float64 numbers
+below 2^53, which is exact whatever the summation order, BLAS or instruction set. Its output, a
+log-scale in units of 1/256 nat, picks one of SCALES integer frequency tables (:meth:`finalize`)
+by integer comparisons. The decoder's floating-point work is only in ``g_s``, after all symbols
+are decoded: it can move a pixel by a rounding level, never desynchronise the stream.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from aekit.data.batches import Batch
+from aekit.data.patches import pad_to_multiple
+from aekit.errors import ConfigError
+from aekit.models.base import Autoencoder, Output
+from aekit.models.codec import _logistic_mass
+from aekit.models.registry import register_model
+
+PRECISION = 24  # integer frequency tables sum to 2^24 (constriction's ANS precision)
+WEIGHT_BITS = 12  # h_s weights at inference: integers / 2^12
+ACT_BITS = 8  # h_s activations and output (log-scale in nats) at inference: integers / 2^8
+SCALES = 64  # scale table: index k covers log-scales [LOG0 + k*STEP, LOG0 + (k+1)*STEP) (1/256 nat)
+LOG0, STEP = -565, 32  # exp(-565/256) = 0.11 (the lower bound of the scales), steps of 1/8 nat
+SCALE_MIN = math.exp(LOG0 / 256)
+
+
+@dataclass(frozen=True)
+class HyperpriorConfig:
+    """Attributes:
+    input_shape: (C, H, W) of the training images; any H, W can be coded.
+    channels: N, the width of the transforms; latent_channels: M, the channels of ``y``;
+    hyper_channels: the channels of ``z``.
+    levels: stride-2 stages of ``g_a`` (``y`` is 1/2^levels of the image); hyper_levels: of ``h_a``.
+    lambdas: one rate-distortion weight per quality level, lowest quality first.
+    max_symbol / max_side: ``y`` and ``z`` symbols are clipped to +-these.
+    """
+
+    input_shape: tuple[int, ...] = (1, 28, 28)
+    channels: int = 64
+    latent_channels: int = 64
+    hyper_channels: int = 32
+    levels: int = 2
+    hyper_levels: int = 2
+    lambdas: tuple[float, ...] = (0.0008, 0.0016, 0.0032, 0.0064, 0.0128, 0.0256, 0.0512, 0.1024)
+    max_symbol: int = 255
+    max_side: int = 63
+
+    def __post_init__(self) -> None:
+        if len(self.input_shape) != 3:
+            raise ConfigError(
+                f"model config: hyperprior needs images (C, H, W), not {list(self.input_shape)}"
+            )
+        for name in ("channels", "latent_channels", "hyper_channels", "levels", "hyper_levels"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"model config: {name} must be 1 or more, not {getattr(self, name)}")
+        if (
+            not self.lambdas
+            or any(v <= 0 for v in self.lambdas)
+            or list(self.lambdas) != sorted(self.lambdas)
+        ):
+            raise ConfigError(f"model config: lambdas must be positive and rising, not {list(self.lambdas)}")
+
+    @property
+    def stride(self) -> int:
+        """Images are padded to a multiple of this."""
+        return 2 ** (self.levels + self.hyper_levels)
+
+
+class GDN(nn.Module):
+    """Generalised divisive normalisation: ``x_i / sqrt(beta_i + sum_j gamma_ij x_j^2)``, or its
+    approximate inverse (multiply instead of divide). Parameters are squares of free values."""
+
+    def __init__(self, channels: int, inverse: bool = False) -> None:
+        super().__init__()
+        self.inverse = inverse
+        self.beta = nn.Parameter(torch.ones(channels))
+        self.gamma = nn.Parameter(math.sqrt(0.1) * torch.eye(channels))
+
+    def forward(self, x: Tensor) -> Tensor:
+        gamma = self.gamma.square()[:, :, None, None]
+        norm = F.conv2d(x.square(), gamma, self.beta.square() + 1e-6)
+        return x * norm.sqrt() if self.inverse else x * norm.rsqrt()
+
+
+def _down(c_in: int, c_out: int) -> nn.Conv2d:
+    return nn.Conv2d(c_in, c_out, 5, stride=2, padding=2)
+
+
+def _up(c_in: int, c_out: int) -> nn.ConvTranspose2d:
+    return nn.ConvTranspose2d(c_in, c_out, 5, stride=2, padding=2, output_padding=1)
+
+
+def integer_table(p: Tensor, total: int = 1 << PRECISION) -> Tensor:
+    """Integer frequencies (every symbol at least 1, rows summing to ``total``) from probabilities.
+
+    Shape:
+        p: (K, n) float64 -> (K, n) int64.
+    """
+    spare = total - p.shape[1]
+    counts = torch.floor(p / p.sum(1, keepdim=True) * spare).long() + 1
+    counts[torch.arange(len(counts)), p.argmax(1)] += total - counts.sum(1)
+    return counts
+
+
+def _int_conv(x: Tensor, w: Tensor, b: Tensor) -> Tensor:
+    """Exact 'same' convolution of integer-valued float64 tensors: unfold + matrix product.
+
+    Shape:
+        x: (B, C, H, W), w: (O, C, k, k), b: (O,) -> (B, O, H, W)
+    """
+    (n, _, h, wd), k = x.shape, w.shape[-1]
+    cols = F.unfold(x, k, padding=k // 2)  # (B, C*k*k, H*W): a gather, no arithmetic
+    cols = cols.transpose(0, 1).reshape(cols.shape[1], -1)  # (C*k*k, B*H*W): one large product
+    out = w.reshape(len(w), -1) @ cols + b[:, None]
+    return out.reshape(len(w), n, h, wd).transpose(0, 1)
+
+
+@register_model("hyperprior")
+class HyperpriorModel(Autoencoder):
+    """Compression: GDN transforms, spatial latent, scale hyperprior, gain vectors for 8 rates."""
+
+    config_class = HyperpriorConfig
+    spatial_code = True  # encode gives (B, M, H', W') for the padded image
+
+    def __init__(self, config: HyperpriorConfig) -> None:
+        super().__init__(config)
+        c, n, m, nz = config.input_shape[0], config.channels, config.latent_channels, config.hyper_channels
+        ga: list[nn.Module] = []
+        gs: list[nn.Module] = []
+        for i in range(config.levels):
+            last = i == config.levels - 1
+            ga += [_down(c if i == 0 else n, m if last else n)] + ([] if last else [GDN(n)])
+            gs += [_up(m if i == 0 else n, c if last else n)] + ([] if last else [GDN(n, inverse=True)])
+        self.g_a, self.g_s = nn.Sequential(*ga), nn.Sequential(*gs)
+        ha: list[nn.Module] = [nn.Conv2d(m, n, 3, padding=1), nn.ReLU()]
+        for i in range(config.hyper_levels):
+            ha += [_down(n, nz if i == config.hyper_levels - 1 else n)]
+            ha += [] if i == config.hyper_levels - 1 else [nn.ReLU()]
+        self.h_a = nn.Sequential(*ha)
+        # h_s: only same-padded convolutions, pixel shuffles and ReLUs, so it has an exact integer twin.
+        hs: list[nn.Module] = []
+        for i in range(config.hyper_levels):
+            hs += [nn.Conv2d(nz if i == 0 else n, 4 * n, 3, padding=1), nn.PixelShuffle(2), nn.ReLU()]
+        hs += [nn.Conv2d(n, m, 3, padding=1)]
+        self.h_s = nn.Sequential(*hs)
+        q = len(config.lambdas)
+        self.log_gain = nn.Parameter(torch.linspace(-1.0, 1.5, q)[:, None].repeat(1, m))
+        self.log_inv_gain = nn.Parameter(-self.log_gain.detach().clone())
+        self.z_loc = nn.Parameter(torch.zeros(nz))
+        self.z_log_scale = nn.Parameter(torch.zeros(nz))
+        self.register_buffer("y_tables", torch.zeros(SCALES, 2 * config.max_symbol + 1, dtype=torch.int32))
+        self.register_buffer("z_tables", torch.zeros(nz, 2 * config.max_side + 1, dtype=torch.int32))
+
+    @property
+    def qualities(self) -> int:
+        return len(self.config.lambdas)
+
+    def gains(self, quality: float) -> tuple[Tensor, Tensor]:
+        """Gain and inverse gain (M,) for a quality in [1, Q]; between levels, geometric interpolation."""
+        if not 1 <= quality <= self.qualities:
+            raise ConfigError(f"quality {quality:g} is outside 1..{self.qualities}")
+        lo = min(int(math.floor(quality)), self.qualities - 1)
+        t = quality - lo
+        g = torch.lerp(self.log_gain[lo - 1], self.log_gain[lo], t) if t else self.log_gain[lo - 1]
+        ig = (
+            torch.lerp(self.log_inv_gain[lo - 1], self.log_inv_gain[lo], t)
+            if t
+            else self.log_inv_gain[lo - 1]
+        )
+        return g.exp(), ig.exp()
+
+    # -- training -------------------------------------------------------------------------------
+
+    def _y_bits(self, y: Tensor, log_scale: Tensor) -> Tensor:
+        """Bits of (noisy or rounded) ``y`` under N(0, scale) integrated over unit bins, per element."""
+        scale = log_scale.exp().clamp_min(SCALE_MIN)
+        normal = torch.distributions.Normal(0.0, 1.0)
+        upper = normal.cdf((0.5 - y.abs()) / scale)
+        lower = normal.cdf((-0.5 - y.abs()) / scale)
+        return -torch.log2((upper - lower).clamp_min(1e-9))
+
+    def _z_bits(self, z: Tensor) -> Tensor:
+        loc, log_scale = self.z_loc[:, None, None], self.z_log_scale[:, None, None]
+        return -torch.log2(_logistic_mass(z, loc, log_scale))
+
+    def loss(self, batch: Batch, phase: str = "main") -> dict[str, Tensor]:
+        x = batch.x
+        h, w = x.shape[-2:]
+        q = torch.randint(0, self.qualities, (len(x),), device=x.device)
+        lam = torch.tensor(self.config.lambdas, device=x.device)[q]
+        y = self.g_a(pad_to_multiple(x, self.config.stride)) * self.log_gain[q].exp()[:, :, None, None]
+        z = self.h_a(y.abs())
+        z_noisy = z + torch.rand_like(z) - 0.5
+        y_noisy = y + torch.rand_like(y) - 0.5
+        bits = self._y_bits(y_noisy, self.h_s(z_noisy)).flatten(1).sum(1) + self._z_bits(z_noisy).flatten(
+            1
+        ).sum(1)
+        y_hat = y + (torch.round(y) - y).detach()  # the decoder sees rounded values (straight-through)
+        x_hat = self.g_s(y_hat * self.log_inv_gain[q].exp()[:, :, None, None])[..., :h, :w]
+        mse = (x_hat - x).square().flatten(1).mean(1)
+        bpp = bits / (h * w)
+        return {
+            "loss": (bpp + lam * 255.0**2 * mse).mean(),
+            "bpp": bpp.mean().detach(),
+            "mse": mse.mean().detach(),
+            "psnr": (10 * torch.log10(1 / mse.detach().clamp_min(1e-10))).mean(),
+        }
+
+    # -- the Autoencoder contract (float path, at the top quality) --------------------------------
+
+    def encode(self, x: Tensor, y: Tensor | None = None) -> Tensor:
+        """The rounded, gained latent at the top quality. Shape: (B, M, H', W')."""
+        g, _ = self.gains(self.qualities)
+        return torch.round(self.g_a(pad_to_multiple(x, self.config.stride)) * g[:, None, None])
+
+    def decode(self, z: Tensor, y: Tensor | None = None) -> Tensor:
+        _, ig = self.gains(self.qualities)
+        return self.g_s(z * ig[:, None, None])
+
+    def forward(self, x: Tensor, y: Tensor | None = None) -> Output:
+        code = self.encode(x)
+        return Output(self.decode(code)[..., : x.shape[-2], : x.shape[-1]].clamp(0, 1), code)
+
+    # -- inference: symbols, integer scales, tables ---------------------------------------------
+
+    def analyse(self, x: Tensor, quality: float) -> tuple[Tensor, Tensor]:
+        """Integer symbols of padded images ``x``: y (B, M, h, w) and z (B, Nz, h', w'), both int64."""
+        g, _ = self.gains(quality)
+        y = self.g_a(x) * g[:, None, None]
+        z = self.h_a(y.abs())
+        y_int = torch.round(y).clamp(-self.config.max_symbol, self.config.max_symbol)
+        z_int = torch.round(z).clamp(-self.config.max_side, self.config.max_side)
+        return y_int.long(), z_int.long()
+
+    def synthesise(self, y: Tensor, quality: float) -> Tensor:
+        """Pixels in [0, 1] (float) from integer ``y`` symbols (B, M, h, w); still padded."""
+        _, ig = self.gains(quality)
+        return self.g_s(y.float() * ig[:, None, None]).clamp(0, 1)
+
+    def scale_index(self, z: Tensor) -> Tensor:
+        """The scale-table index of every element of ``y``, from integer ``z`` in exact integer arithmetic.
+
+        Shape:
+            z: (B, Nz, h', w') int64 -> (B, M, h' * 2^hyper_levels, w' * 2^hyper_levels) int64.
+        """
+        a = z.double()  # integers; scale 2^0
+        act = 0  # the current activation's binary point
+        convs = [m for m in self.h_s if isinstance(m, nn.Conv2d)]
+        for i, conv in enumerate(convs):
+            w = torch.round(conv.weight.detach().double().cpu() * 2**WEIGHT_BITS)
+            bias = torch.round(conv.bias.detach().double().cpu() * 2 ** (WEIGHT_BITS + act))
+            acc = _int_conv(a.cpu(), w, bias)  # scale 2^(WEIGHT_BITS + act)
+            a = torch.floor(acc * 2.0 ** (ACT_BITS - WEIGHT_BITS - act) + 0.5)  # exact: a power of two
+            act = ACT_BITS
+            if i < len(convs) - 1:
+                a = F.relu(F.pixel_shuffle(a, 2))
+        k = torch.div(a - LOG0, STEP, rounding_mode="floor")  # a: log-scale in 1/256 nat
+        return k.clamp(0, SCALES - 1).long().to(z.device)
+
+    @torch.no_grad()
+    def finalize(self) -> None:
+        """Integer frequency tables: one per scale of the Gaussian table (for ``y``) and one per
+        channel of ``z``'s logistic prior; saved with the weights, the only thing the coder uses."""
+        m, s = self.config.max_symbol, self.config.max_side
+        centre = (LOG0 + (torch.arange(SCALES, dtype=torch.float64) + 0.5) * STEP) / 256
+        scale = centre.exp()[:, None]
+        k = torch.arange(-m, m + 1, dtype=torch.float64)
+        normal = torch.distributions.Normal(torch.tensor(0.0, dtype=torch.float64), 1.0)
+        p = normal.cdf((k + 0.5) / scale) - normal.cdf((k - 0.5) / scale)
+        p[:, 0] += normal.cdf((-m - 0.5) / scale[:, 0])
+        p[:, -1] += normal.cdf((-m - 0.5) / scale[:, 0])
+        self.y_tables.copy_(integer_table(p).to(torch.int32))
+        k = torch.arange(-s, s + 1, dtype=torch.float64)
+        loc = self.z_loc.detach().double().cpu()[:, None]
+        sc = self.z_log_scale.detach().double().cpu().exp()[:, None]
+        edges = torch.sigmoid((torch.cat([k - 0.5, k[-1:] + 0.5]) - loc) / sc)
+        p = edges[:, 1:] - edges[:, :-1]
+        p[:, 0] += edges[:, 0]
+        p[:, -1] += 1 - edges[:, -1]
+        self.z_tables.copy_(integer_table(p).to(torch.int32))

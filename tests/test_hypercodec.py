@@ -1,0 +1,224 @@
+"""The hyperprior codec and ``.aek`` version 2: exact round trips at any size, integer scales,
+the rate it promises, qualities in order, and what a damaged file gets."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from PIL import Image
+
+import aekit
+from aekit.apps.codec import CodecError, load_codec
+from aekit.apps.hypercodec import HEADER, HyperCodec
+from aekit.cli import main
+from aekit.models.hyperprior import _int_conv
+
+TINY = ["channels=8", "latent_channels=8", "hyper_channels=4", "levels=1", "hyper_levels=1"]
+TINY += ["lambdas=[0.002,0.008,0.032,0.128]"]  # four qualities, far apart
+
+
+@pytest.fixture(scope="module")
+def hp_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs") / "hp"
+    argv = ["train", "--model", "hyperprior", "--data", "mnist-5k", "--limit", "1200", "--epochs", "3"]
+    argv += [a for kv in TINY for a in ("--set", f"model.{kv}")]
+    assert main([*argv, "--lr", "0.005", "--seed", "0", "--out", str(out), "--quiet"]) == 0
+    return out
+
+
+@pytest.fixture(scope="module")
+def codec(hp_run):
+    return HyperCodec.load(hp_run)
+
+
+@pytest.fixture(scope="module")
+def digits():
+    data = aekit.load_dataset("mnist-5k", "test", limit=300)
+    return data.raw(torch.arange(len(data))).numpy()  # uint8 (300, 1, 28, 28)
+
+
+def odd_images(seed: int = 0) -> list[np.ndarray]:
+    """Random noise, a smooth gradient, a real digit cut to odd sizes; grey, and one colour image."""
+    rng = np.random.default_rng(seed)
+    digit = aekit.load_dataset("mnist-5k", "test", limit=1).raw(torch.arange(1)).numpy()[0]
+    ramp = np.add.outer(np.arange(19), np.arange(33)).astype(np.uint8)[None] * 4
+    return [
+        rng.integers(0, 256, (1, 13, 7), dtype=np.uint8),
+        ramp,
+        digit[:, 1:26, 3:28],
+        np.ascontiguousarray(np.tile(digit, (1, 2, 1))[:, :45]),
+        rng.integers(0, 256, (1, 1, 1), dtype=np.uint8),
+    ]
+
+
+def test_round_trip_is_the_models_reconstruction_at_any_size(codec):
+    images = odd_images()
+    for quality in (1, 2.5, 4):
+        data = codec.compress(images, quality)
+        out = codec.decompress(data)
+        assert [o.shape for o in out] == [im.shape for im in images] and all(o.dtype == np.uint8 for o in out)
+        want = codec._reconstruct(images, quality)
+        assert all(np.array_equal(a, b) for a, b in zip(out, want, strict=True))
+    digit_psnr = 10 * np.log10(255**2 / np.mean((out[2].astype(float) - images[2]) ** 2))
+    assert digit_psnr > 18  # a short training, yet the top quality reconstructs a real digit
+
+
+def test_same_bytes_decode_to_identical_images_twice_and_after_a_fresh_load(hp_run, codec, digits):
+    data = codec.compress(digits[:50], 3)
+    first = codec.decompress(data)
+    again = HyperCodec.load(hp_run).decompress(data)
+    assert all(np.array_equal(a, b) for a, b in zip(first, again, strict=True))
+    assert codec.compress(digits[:50], 3) == data  # and encoding is repeatable
+
+
+def test_file_within_one_percent_of_the_estimated_rate(codec, digits):
+    for quality in (1, 4):
+        enc = codec.encode(digits, quality)
+        estimated = codec.estimated_bytes(digits, quality)
+        assert abs(len(enc.data) - estimated) / estimated < 0.01
+        assert len(enc.data) < digits.size  # it compresses
+
+
+def test_qualities_rise_in_rate_and_fall_in_distortion(codec, digits):
+    sizes, errors = [], []
+    for quality in range(1, codec.model.qualities + 1):
+        data = codec.compress(digits[:100], quality)
+        back = np.stack(codec.decompress(data))
+        sizes.append(len(data))
+        errors.append(float(((back.astype(float) - digits[:100]) ** 2).mean()))
+    assert sizes == sorted(sizes) and sizes[-1] > 2 * sizes[0]
+    assert errors == sorted(errors, reverse=True)
+
+
+def test_targets_pick_a_quality_that_meets_them(codec, digits):
+    x = digits[:64]
+
+    def bpp(q):
+        return 8 * codec.estimated_bytes(x, q) / x.size
+
+    def psnr(q):
+        back = np.stack(codec._reconstruct(list(x), q)).astype(float)
+        return 10 * np.log10(255**2 / ((back - x) ** 2).mean())
+
+    top = codec.model.qualities
+    budget = (bpp(1) + bpp(top)) / 2
+    q = codec.quality_for(x, target_bpp=budget)
+    assert 1 < q < top and bpp(q) <= budget < bpp(q + 1 / 256)
+    target = (psnr(1) + psnr(top)) / 2
+    q = codec.quality_for(x, target_psnr=target)
+    assert 1 < q < top and psnr(q) >= target > psnr(q - 1 / 256)
+
+
+def test_scale_index_is_integer_arithmetic_independent_of_batching(codec):
+    z = torch.randint(-6, 7, (9, codec.model.config.hyper_channels, 3, 5))
+    together = codec.model.scale_index(z)
+    alone = torch.cat([codec.model.scale_index(z[i : i + 1]) for i in range(len(z))])
+    assert torch.equal(together, alone)
+    # the exact convolution equals an int64 computation (float64 of integers below 2^53 is exact)
+    x = torch.randint(-(2**15), 2**15, (2, 5, 4, 6)).double()
+    w = torch.randint(-(2**14), 2**14, (3, 5, 3, 3)).double()
+    b = torch.randint(-(2**20), 2**20, (3,)).double()
+    got = _int_conv(x, w, b).long()
+    cols = F.unfold(x, 3, padding=1).long()  # (B, C*9, H*W), int64
+    want = torch.einsum("ok,bkp->bop", w.long().reshape(3, -1), cols) + b.long()[:, None]
+    assert torch.equal(got, want.reshape(2, 3, 4, 6))
+
+
+def test_damaged_truncated_foreign_and_other_model_files_are_refused(codec, digits, tmp_path):
+    data = codec.compress(digits[:20], 4)
+    with pytest.raises(CodecError, match=r"^x\.aek: .* bytes but the header announces"):
+        codec.decompress(data[:-3], name="x.aek")
+    with pytest.raises(CodecError, match=r"^x\.aek: .*too short"):
+        codec.decompress(data[:12], name="x.aek")
+    flipped = bytearray(data)
+    flipped[-7] ^= 0x10
+    with pytest.raises(CodecError, match=r"^x\.aek: checksum mismatch"):
+        codec.decompress(bytes(flipped), name="x.aek")
+    with pytest.raises(CodecError, match=r"^x\.aek: not an aekit compressed file"):
+        codec.decompress(b"GIF89a" + data[6:], name="x.aek")
+    v1 = (__import__("pathlib").Path(__file__).parent / "golden" / "codec_v1.aek").read_bytes()
+    with pytest.raises(CodecError, match=r"^v1\.aek: format version 1"):
+        codec.decompress(v1, name="v1.aek")
+    golden = load_codec(__import__("pathlib").Path(__file__).parent / "golden" / "codec_v1")
+    with pytest.raises(CodecError, match=r"^y\.aek: a version-2 file"):
+        golden.decompress(data, name="y.aek")
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_any_mutation_is_a_clear_error_or_a_valid_decode(codec, data):
+    blob = codec.compress(odd_images()[:3], 3)
+    mutated = bytearray(blob)
+    action = data.draw(st.sampled_from(["flip", "truncate", "extend", "header"]))
+    if action == "flip":
+        i = data.draw(st.integers(0, len(mutated) - 1))
+        mutated[i] ^= data.draw(st.integers(1, 255))
+    elif action == "truncate":
+        mutated = mutated[: data.draw(st.integers(0, len(mutated) - 1))]
+    elif action == "extend":
+        mutated += bytes(data.draw(st.binary(min_size=1, max_size=64)))
+    else:
+        i = data.draw(st.integers(0, HEADER.size - 1))
+        mutated[i] = data.draw(st.integers(0, 255))
+    try:
+        out = codec.decompress(bytes(mutated), name="m.aek")
+    except CodecError as e:
+        assert str(e).startswith("m.aek: ") and "\n" not in str(e)
+    else:
+        assert all(o.dtype == np.uint8 and o.ndim == 3 for o in out)
+
+
+def test_cli_folder_of_images_per_image_and_one_file_and_pngs_back(hp_run, tmp_path, capsys):
+    src = tmp_path / "in"
+    src.mkdir()
+    images = odd_images()
+    for i, im in enumerate(images[:4]):
+        Image.fromarray(im[0]).save(src / f"img{i}.png")
+    Image.fromarray(np.zeros((6, 10, 3), np.uint8) + 90).save(src / "rgb.png")  # colour into a grey model
+    assert main(["compress", str(hp_run), str(src), "-o", str(tmp_path / "one.aek"), "--quality", "3"]) == 2
+    assert "3 channels" in capsys.readouterr().err
+    (src / "rgb.png").unlink()
+    assert main(["compress", str(hp_run), str(src), "-o", str(tmp_path / "one.aek"), "--quality", "3"]) == 0
+    assert "4 images at quality 3" in capsys.readouterr().out
+    assert (
+        main(["compress", str(hp_run), str(src), "-o", str(tmp_path / "each") + "/", "--target-bpp", "2"])
+        == 0
+    )
+    assert "megapixels/s" in capsys.readouterr().out
+    assert sorted(p.name for p in (tmp_path / "each").iterdir()) == [f"img{i}.aek" for i in range(4)]
+    assert main(["decompress", str(hp_run), str(tmp_path / "one.aek"), "-o", str(tmp_path / "back")]) == 0
+    back = sorted((tmp_path / "back").iterdir())
+    assert [np.asarray(Image.open(p)).shape for p in back] == [im.shape[1:] for im in images[:4]]
+    assert main(["decompress", str(hp_run), str(tmp_path / "each"), "-o", str(tmp_path / "back2")]) == 0
+    assert sorted(p.name for p in (tmp_path / "back2").iterdir()) == [f"img{i}.png" for i in range(4)]
+    bad = tmp_path / "each" / "img0.aek"
+    bad.write_bytes(bad.read_bytes()[:-2])
+    assert main(["decompress", str(hp_run), str(bad), "-o", str(tmp_path / "back3")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "img0.aek" in err and "truncated" in err
+
+
+def test_grey_and_colour_images_of_one_size_share_a_file_in_a_colour_model(tmp_path):
+    from aekit.config import resolve
+    from aekit.models import build_model
+    from aekit.training.checkpoint import save_weights, write_config
+
+    torch.manual_seed(0)
+    settings = {"name": "hyperprior", **dict(kv.split("=") for kv in TINY[:-1])}
+    config = resolve([{"model": settings}], input_shape=(3, 16, 16))
+    model = build_model("hyperprior", config.model_config)
+    model.finalize()  # untrained, but with its integer tables: a colour codec
+    write_config(tmp_path, config, {"shape": [3, 16, 16]})
+    save_weights(tmp_path, model)
+    codec = HyperCodec.load(tmp_path)
+    rng = np.random.default_rng(1)
+    images = [
+        rng.integers(0, 256, s, dtype=np.uint8) for s in [(3, 9, 14), (1, 9, 14), (3, 9, 14), (1, 5, 3)]
+    ]
+    out = codec.decompress(codec.compress(images, 2))
+    assert [o.shape for o in out] == [im.shape for im in images]
+    assert all(np.array_equal(a, b) for a, b in zip(out, codec._reconstruct(images, 2), strict=True))

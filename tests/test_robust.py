@@ -1,0 +1,76 @@
+"""The robust autoencoder's split X = L + S (Zhou & Paffenroth 2017)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from aekit.apps.robust import SparsePart, model_space, shrink_l1, shrink_l21
+from aekit.config import TrainConfig
+from aekit.data.dataset import ArrayDataset
+from aekit.errors import ConfigError
+from aekit.models import build_model
+from aekit.training.trainer import Trainer
+
+
+def test_shrinkages_are_the_proximal_maps():
+    r = torch.tensor([[3.0, -0.5, 1.0], [0.3, 0.4, 0.0]])
+    assert torch.equal(shrink_l1(r, 1.0), torch.tensor([[2.0, -0.0, 0.0], [0.0, 0.0, 0.0]]))
+    out = shrink_l21(r, 1.0)  # row norms: sqrt(10.25) and 0.5
+    assert torch.allclose(out[0], r[0] * (1 - 1 / r[0].norm()))
+    assert torch.equal(out[1], torch.zeros(3))
+
+
+def _planted(seed: int = 0):
+    """A rank-2 matrix (200 x 20) in [0, 1] with 20 rows (10%) replaced by large sparse noise."""
+    g = np.random.default_rng(seed)
+    u, v = g.uniform(0, 1, (200, 2)), g.uniform(0, 1, (2, 20))
+    low = 0.1 + 0.4 * (u @ v) / 2
+    bad = np.sort(g.choice(200, 20, replace=False))
+    s = np.zeros_like(low)
+    s[bad] = g.choice([-1.0, 1.0], (20, 20)) * g.uniform(0.5, 1.0, (20, 20))
+    return low.astype(np.float32), s.astype(np.float32), bad
+
+
+def test_the_split_recovers_a_planted_sparse_part():
+    low, s, bad = _planted()
+    train = model_space(ArrayDataset(low + s, name="planted"))
+    torch.manual_seed(0)
+    model = build_model("dense", input_shape=(20,), hidden=(16,), latent_dim=2, output_activation="none")
+    split = SparsePart(train, norm="l21", rate=0.1)
+    cfg = TrainConfig(epochs=60, batch_size=32, lr=5e-3, val_fraction=0.0, device="cpu")
+    Trainer(model, cfg, [split]).fit(train)
+    found = np.flatnonzero(split.s.flatten(1).norm(dim=1).numpy() > 0)
+    assert len(set(found) & set(bad)) >= 18  # the planted rows land in S
+    assert len(found) <= 22
+    # in the planted rows, S points the way the planted noise does
+    cos = torch.nn.functional.cosine_similarity(split.s[bad], torch.from_numpy(s[bad]), dim=1)
+    assert float(cos.mean()) > 0.8
+    # L = X - S is what the training data became
+    assert torch.allclose(train.x, torch.from_numpy(low + s) - split.s)
+
+
+def test_bad_settings_are_config_errors():
+    train = model_space(ArrayDataset(np.zeros((4, 3), np.float32)))
+    with pytest.raises(ConfigError, match="norm"):
+        SparsePart(train, norm="l2")
+    with pytest.raises(ConfigError, match="rate"):
+        SparsePart(train, rate=None)
+
+
+def test_a_robust_detector_saves_its_shrinkage_and_fits_its_density_on_kept_rows(tmp_path):
+    from aekit.apps.anomaly import AnomalyDetector
+
+    low, s, bad = _planted(1)
+    det = AnomalyDetector(
+        model="dense", robust="l21", contamination=0.1, epochs=20, latent_dim=2, device="cpu"
+    )
+    det.fit(low + s)
+    assert det.lambda_ > 0
+    back = AnomalyDetector.load(det.save(tmp_path / "det"))
+    assert back.lambda_ == det.lambda_ and back.robust == "l21"
+    scores = det.anomaly_score(low + s)
+    # the planted rows score highest: the model did not learn them
+    top = set(np.argsort(scores)[-20:].tolist())
+    assert len(top & set(bad.tolist())) >= 16
