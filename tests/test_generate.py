@@ -111,3 +111,29 @@ def test_cli_generate(runs, tmp_path, capsys, monkeypatch):
     assert main(["generate", str(runs / "dense"), "-o", str(tmp_path / "m.png")]) == 2  # exists: kept
     assert main(["generate", str(runs / "dense"), "--grid", "-o", str(tmp_path / "x.png")]) == 2
     assert "2-D latent space" in capsys.readouterr().err
+
+
+def test_attribute_vector_is_the_class_mean_difference_and_moves_codes(runs):
+    run = aekit.load(runs / "dense")
+    data = aekit.load_dataset("digits", "train", limit=300)
+    vector = generate.attribute_vector(run, "3", data)
+    codes = torch.from_numpy(run.encode(data))
+    threes = data.y == 3
+    torch.testing.assert_close(vector, codes[threes].mean(0) - codes[~threes].mean(0))
+    start = aekit.load_dataset("digits", "test", limit=3)
+    grid = generate.attribute_grid(run, "3", 1.5, rows=3, columns=4, data=data, start=start)
+    assert grid.shape == (12, 1, 8, 8)
+    np.testing.assert_allclose(grid[::4], run.reconstruct(start), atol=1e-5)  # strength 0: itself
+    with torch.no_grad():
+        moved = run.model.decode(torch.from_numpy(run.encode(start)) + 1.5 * vector).numpy()
+    np.testing.assert_allclose(grid[3::4], moved, atol=1e-5)  # the last column: the full step
+    with pytest.raises(ConfigError, match="no class 'eleven'"):
+        generate.attribute_vector(run, "eleven", data)
+    with pytest.raises(ConfigError, match="unconditional"):
+        generate.attribute_grid(aekit.load(runs / "cvae"), "3")
+
+
+def test_cli_attribute_grid(runs, tmp_path):
+    argv = ["generate", str(runs / "dense"), "--attribute", "7", "--strength", "2", "-n", "3"]
+    assert main([*argv, "--steps", "5", "-o", str(tmp_path / "a.npy")]) == 0
+    assert np.load(tmp_path / "a.npy").shape == (15, 1, 8, 8)

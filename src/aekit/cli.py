@@ -688,6 +688,10 @@ def cmd_generate(args: argparse.Namespace) -> int:
         a, b = (run.load_data(p) for p in args.interpolate)
         images, nrow = generate.interpolate(run, a, b, args.steps), args.steps
         what = f"{args.steps} images between {args.interpolate[0]} and {args.interpolate[1]}"
+    elif args.attribute is not None:
+        rows = min(args.n, 16)
+        images = generate.attribute_grid(run, args.attribute, args.strength, rows, args.steps)
+        nrow, what = args.steps, f"{rows} rows moved towards {args.attribute!r} (0 to {args.strength:g})"
     elif args.grid:
         images, nrow = generate.latent_grid(run, args.per_side, label=args.label), args.per_side
         what = f"the {args.per_side}x{args.per_side} latent grid"
@@ -721,9 +725,9 @@ def _generate_music(run, args: argparse.Namespace) -> int:
         sequences = generate.music_interpolate(run, *args.interpolate, steps=args.steps)
         what = f"{len(sequences)} steps from {args.interpolate[0]} to {args.interpolate[1]}"
     else:
-        sequences = generate.music_samples(run, args.n, seed=args.seed, temperature=args.temperature)
+        sequences = generate.music_samples(run, args.n, args.seed, args.temperature, bars=args.bars)
         what = f"{len(sequences)} pieces"
-    folder = generate.save_music(args.output, sequences, force=args.force)
+    folder = generate.save_music(args.output, sequences, args.force, tempo=args.tempo, program=args.program)
     print(f"wrote {what} to {folder}/ (.mid and piano-roll .png each)")
     return 0
 
@@ -934,11 +938,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--interpolate", nargs=2, metavar=("A", "B"), help="walk between two images")
     p.add_argument("--steps", type=_count, default=10, help="images along --interpolate")
     p.add_argument("--grid", action="store_true", help="decode a grid over a 2-D latent space")
+    p.add_argument("--attribute", metavar="LABEL", help="move codes along class LABEL's mean code difference")
+    p.add_argument("--strength", type=float, default=2.0, help="--attribute: the last column's step")
     p.add_argument("--per-side", type=_count, default=15, help="grid size for --grid")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--metric", action="store_true", help="Fréchet distance and label spread of the samples")
     p.add_argument("--music", action="store_true", help="music models: write .mid files (and piano rolls)")
     p.add_argument("--temperature", type=float, default=0.0, help="music: 0 greedy, above 0 sampled")
+    p.add_argument("--bars", type=_count, help="music: the length (any, for --model music-conductor)")
+    p.add_argument("--tempo", type=float, default=100.0, help="music: beats per minute of the MIDI files")
+    p.add_argument("--program", type=int, default=0, help="music: General MIDI instrument 0-127 (0 piano)")
     p.add_argument("--force", action="store_true")
     p.add_argument("--device", default="cpu")
     p = sub.add_parser("embed", help="write the latent codes of data (ids and labels carried over)")

@@ -1,4 +1,4 @@
-"""Images from the latent space: samples, interpolations and the 2-D latent manifold.
+"""Images from the latent space: samples, interpolations, the 2-D latent manifold, attribute vectors.
 
 Generative models (VAE, CVAE, AAE) sample their own prior. Every other model (VQ-VAE, dense,
 conv...) gets a learned prior over its codes: a Gaussian mixture fitted to the codes of its
@@ -23,6 +23,13 @@ CODE_PRIOR = "code_prior.safetensors"
 PRIOR_SAMPLES = 20000  # training codes the mixture is fitted to
 
 
+def _class_index(run: Run, label: str | int, classes: list[str], k: int) -> int:
+    index = classes.index(str(label)) if str(label) in classes else int(label) if str(label).isdigit() else -1
+    if not 0 <= index < k:
+        raise ConfigError(f"no class {label!r} (classes: {', '.join(classes) or f'0 to {k - 1}'})")
+    return index
+
+
 def _labels(run: Run, n: int, label: str | int | None) -> torch.Tensor | None:
     model = run.model
     if not getattr(model, "conditional", False):
@@ -33,10 +40,7 @@ def _labels(run: Run, n: int, label: str | int | None) -> torch.Tensor | None:
     k = model.config.num_classes
     if label is None:
         return torch.arange(n, device=run.device) % k
-    index = classes.index(str(label)) if str(label) in classes else int(label) if str(label).isdigit() else -1
-    if not 0 <= index < k:
-        raise ConfigError(f"no class {label!r} (classes: {', '.join(classes) or f'0 to {k - 1}'})")
-    return torch.full((n,), index, device=run.device)
+    return torch.full((n,), _class_index(run, label, classes, k), device=run.device)
 
 
 def code_prior(run: Run, data: ArrayDataset | None = None, components: int = 10):
@@ -126,6 +130,65 @@ def latent_grid(run: Run, per_side: int = 15, span: float = 2.5, label=None) -> 
     return decode_codes(run, z, _labels(run, len(z), label))
 
 
+@torch.no_grad()
+def attribute_vector(run: Run, label: str | int, data: ArrayDataset | None = None) -> torch.Tensor:
+    """The mean code of class ``label`` minus the mean code of every other class (the "smile vector").
+
+    ``data`` is labelled data in the run's format (default: up to 20,000 of its training samples).
+
+    Shape:
+        -> (latent_dim,)
+    """
+    if data is None:
+        from aekit.data.sources import load_dataset
+
+        data = load_dataset(run.config.data.source, "train", limit=PRIOR_SAMPLES)
+    if data.y is None:
+        raise ConfigError(f"{data.name}: --attribute needs labelled data; these samples have no labels")
+    y = data.y.long()
+    index = _class_index(run, label, list(data.classes or []), int(y.max()) + 1)
+    inside = y == index
+    if inside.all() or not inside.any():
+        raise ConfigError(f"{data.name}: --attribute needs samples of class {label!r} and of other classes")
+    codes = torch.from_numpy(run.encode(data)).float()
+    return codes[inside].mean(0) - codes[~inside].mean(0)
+
+
+@torch.no_grad()
+def attribute_grid(
+    run: Run,
+    label: str | int,
+    strength: float = 1.0,
+    rows: int = 8,
+    columns: int = 8,
+    data: ArrayDataset | None = None,
+    start: ArrayDataset | None = None,
+) -> np.ndarray:
+    """Codes moved along :func:`attribute_vector`: a grid, one start image a row, ``columns`` steps
+    from strength 0 (its own reconstruction) to ``strength`` (negative: away from the class).
+
+    ``start``: the images of the rows (default: the first ``rows`` test samples not of that class).
+
+    Shape:
+        -> (rows * columns, *input_shape), row by row.
+    """
+    if columns < 2 or rows < 1:
+        raise ConfigError("--attribute needs at least 1 row and 2 steps")
+    if getattr(run.model, "conditional", False):
+        raise ConfigError(f"--attribute moves the codes of unconditional models; {run.config.model!r} is not")
+    vector = attribute_vector(run, label, data).to(run.device)
+    if start is None:
+        test = run.load_data(run.config.data.source, "test")
+        y = test.y.long() if test.y is not None else None
+        index = _class_index(run, label, list(test.classes or []), int(y.max()) + 1) if y is not None else -1
+        keep = torch.arange(len(test)) if y is None else torch.nonzero(y != index).flatten()
+        start = test.subset(keep[:rows])
+    z = torch.from_numpy(run.encode(start)).float().to(run.device)  # (rows, D)
+    t = torch.linspace(0, strength, columns, device=run.device)
+    moved = z[:, None, :] + t[None, :, None] * vector  # (rows, columns, D)
+    return decode_codes(run, moved.flatten(0, 1))
+
+
 def save_images(path: str | Path, images: np.ndarray, nrow: int, force: bool = False) -> Path:
     """A ``.png`` grid, or any output :func:`aekit.outputs.write_samples` knows (.npy, IDX, a folder)."""
     from aekit.data.files import from_array
@@ -143,12 +206,33 @@ def save_images(path: str | Path, images: np.ndarray, nrow: int, force: bool = F
 
 
 @torch.no_grad()
-def music_samples(run: Run, n: int, seed: int = 0, temperature: float = 0.0) -> np.ndarray:
-    """``n`` token sequences from the prior: greedy decoding, or sampled with ``temperature``."""
+def music_samples(
+    run: Run, n: int, seed: int = 0, temperature: float = 0.0, bars: int | None = None
+) -> np.ndarray:
+    """``n`` token sequences from the prior: greedy decoding, or sampled with ``temperature``.
+
+    ``bars``: the length; a flat music VAE writes only the length it was trained on, the
+    conductor model (``music-conductor``) any number of bars.
+    """
+    from aekit.data.music import STEPS_PER_BAR
+
     if n < 1:
         raise ConfigError(f"the number of samples must be at least 1, not {n}")
+    if temperature < 0:
+        raise ConfigError(f"--temperature must be 0 (greedy) or more, not {temperature:g}")
+    model = run.model.eval()
+    trained = model.config.steps // STEPS_PER_BAR
     g = torch.Generator(run.device).manual_seed(seed)
-    return run.model.eval().sample(n, generator=g, temperature=temperature).cpu().numpy().astype(np.uint8)
+    if bars is None or bars == trained:
+        return model.sample(n, generator=g, temperature=temperature).cpu().numpy().astype(np.uint8)
+    if bars < 1 or not model.any_length:
+        raise ConfigError(
+            f"--bars {bars}: this {run.config.model!r} model writes {trained} bars "
+            "(train --model music-conductor for any length)"
+        )
+    z = torch.randn(n, model.config.latent_dim, generator=g, device=run.device)
+    tokens = model.decode(z, temperature=temperature, generator=g, bars=bars)
+    return tokens.cpu().numpy().astype(np.uint8)
 
 
 @torch.no_grad()
@@ -171,8 +255,13 @@ def music_interpolate(run: Run, a: str | Path, b: str | Path, steps: int = 8) ->
     return model.decode(ends[0] + t * (ends[1] - ends[0])).cpu().numpy().astype(np.uint8)
 
 
-def save_music(folder: str | Path, sequences: np.ndarray, force: bool = False) -> Path:
-    """Each sequence as ``NN.mid`` (playable) and ``NN.png`` (its piano roll) in ``folder``."""
+def save_music(
+    folder: str | Path, sequences: np.ndarray, force: bool = False, tempo: float = 100.0, program: int = 0
+) -> Path:
+    """Each sequence as ``NN.mid`` (playable; ``tempo`` in beats per minute, General MIDI ``program``)
+    and ``NN.png`` (its piano roll) in ``folder``."""
+    if not 0 <= program <= 127 or tempo <= 0:
+        raise ConfigError(f"--program must be 0-127 and --tempo positive, not {program} and {tempo:g}")
     from aekit.data.music import write_midi
     from aekit.report.figures import piano_roll, save_figure
 
@@ -181,7 +270,7 @@ def save_music(folder: str | Path, sequences: np.ndarray, force: bool = False) -
         raise ConfigError(f"{folder}: already exists and is not empty (pass --force to write into it)")
     folder.mkdir(parents=True, exist_ok=True)
     for i, seq in enumerate(sequences):
-        write_midi(folder / f"{i:02d}.mid", seq)
+        write_midi(folder / f"{i:02d}.mid", seq, tempo=tempo, program=program)
         save_figure(piano_roll(seq, title=f"{i:02d}"), folder / f"{i:02d}.png")
     return folder
 

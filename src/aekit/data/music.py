@@ -206,8 +206,13 @@ def music_dataset(name: str, tokens: np.ndarray) -> ArrayDataset:
     return ArrayDataset(np.ascontiguousarray(x), name=name)
 
 
-def write_midi(path: str | Path, tokens: np.ndarray, tempo: float = 100.0) -> Path:
-    """Tokens (steps,) or (steps, voices) -> a playable .mid file (one instrument per voice), atomically."""
+def write_midi(path: str | Path, tokens: np.ndarray, tempo: float = 100.0, program: int = 0) -> Path:
+    """Tokens (steps,) or (steps, voices) -> a playable .mid file (one instrument per voice), atomically.
+
+    ``tempo`` in quarter notes per minute; ``program`` the General MIDI instrument (0-127, 0 = piano).
+    """
+    if not 0 <= program <= 127 or tempo <= 0:
+        raise ValueError(f"MIDI program must be 0-127 and tempo positive, not {program} and {tempo}")
     import pretty_midi
 
     from aekit.fileio import atomic_path
@@ -216,7 +221,7 @@ def write_midi(path: str | Path, tokens: np.ndarray, tempo: float = 100.0) -> Pa
     pm = pretty_midi.PrettyMIDI(initial_tempo=tempo)
     step = 60.0 / tempo / 4
     for notes in tokens_to_notes(tokens):
-        inst = pretty_midi.Instrument(program=0)
+        inst = pretty_midi.Instrument(program=program)
         for p, a, b in notes:
             inst.notes.append(pretty_midi.Note(velocity=80, pitch=int(p), start=a * step, end=b * step))
         pm.instruments.append(inst)

@@ -435,9 +435,19 @@ register_source(
 )(lambda split: _bach(split, (0,), "bach-4bars", bars=4))
 
 
+register_source(
+    "bach-16bars",
+    "soprano lines of the Bach chorales in music21's corpus, 16-bar segments at 16th notes",
+    _music21_status,
+)(lambda split: _bach(split, (0,), "bach-16bars", bars=16))
+
+
 @register_scheme("midi")
-def _midi(path: str) -> ArrayDataset:
+def _midi(path: str, bars: int = 2) -> ArrayDataset:
     """A folder of MIDI files: the top line, 2-bar segments."""
     from aekit.data.music import midi_folder, music_dataset, segments
 
-    return music_dataset(path, segments(midi_folder(path), 2, (0,), name=path))
+    return music_dataset(path, segments(midi_folder(path), bars, (0,), name=path))
+
+
+register_scheme("midi-16bars")(lambda path: _midi(path, bars=16))  # for the conductor model

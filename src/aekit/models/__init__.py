@@ -4,12 +4,16 @@ from aekit.models import (  # noqa: F401  (each registers)
     aae,
     autoencoder,
     codec,
+    conductor,
     conv1d,
     hyperprior,
+    iwae,
     music,
     regularized,
     tabular,
+    tcvae,
     vae,
+    vampprior,
     vqvae,
 )
 from aekit.models.base import Autoencoder, Output

@@ -61,6 +61,7 @@ class MusicVAE(Autoencoder):
     generative = True
     has_likelihood = True
     data_kind = "tokens"  # token sequences, not images or tables
+    any_length = False  # decode(z, bars=...) writes any number of bars (the conductor model)
 
     def __init__(self, config: MusicVAEConfig) -> None:
         super().__init__(config)
@@ -102,12 +103,21 @@ class MusicVAE(Autoencoder):
 
         Shape: (B, latent_dim) -> (B, *input_shape)
         """
-        c, b = self.config, len(z)
-        h = torch.tanh(self.to_state(z))[None]
-        prev = torch.full((b, 1, c.voices), c.vocab, device=z.device, dtype=torch.long)
+        c = self.config
+        prev = torch.full((len(z), 1, c.voices), c.vocab, device=z.device, dtype=torch.long)
+        tokens = self._run_decoder(z, prev, c.steps, temperature, generator).float()  # (B, steps, voices)
+        return tokens[..., 0] if len(c.input_shape) == 1 else tokens
+
+    def _run_decoder(self, cond: Tensor, prev: Tensor, steps: int, temperature: float, generator) -> Tensor:
+        """``steps`` tokens from the decoder GRU conditioned on ``cond`` (B, latent_dim), after ``prev``.
+
+        Shape: prev (B, 1, voices) -> (B, steps, voices), long
+        """
+        c, b = self.config, len(cond)
+        h = torch.tanh(self.to_state(cond))[None]
         out = []
-        for _ in range(c.steps):
-            inp = torch.cat([self._embedded(prev), z[:, None]], 2)
+        for _ in range(steps):
+            inp = torch.cat([self._embedded(prev), cond[:, None]], 2)
             o, h = self.decoder_rnn(inp, h)
             logits = self.to_logits(o[:, 0]).view(b, c.voices, c.vocab)
             if temperature > 0:
@@ -117,8 +127,7 @@ class MusicVAE(Autoencoder):
                 tok = logits.argmax(-1)
             out.append(tok)
             prev = tok[:, None]
-        tokens = torch.stack(out, 1).float()  # (B, steps, voices)
-        return tokens[..., 0] if len(c.input_shape) == 1 else tokens
+        return torch.stack(out, 1)
 
     def forward(self, x: Tensor, y: Tensor | None = None):
         from aekit.models.base import Output

@@ -115,6 +115,11 @@ class VAE(Autoencoder):
         s = self.config.decoder_std
         return (-0.5 * ((x - out) / s).pow(2) - math.log(s) - 0.5 * LOG_2PI).flatten(1).sum(1)
 
+    def kl_term(self, mu: Tensor, logvar: Tensor, z: Tensor) -> Tensor:
+        """KL(q(z|x) || p(z)) per sample: the closed form for N(0, I); models with another prior
+        override it (``z`` is the posterior draw, for a one-sample estimate). Shape: (B, D) -> (B,)."""
+        return kl_normal(mu, logvar).flatten(1).sum(1)
+
     def beta_now(self) -> float:
         warm = self.config.kl_warmup_steps
         return self.config.beta * (min(1.0, float(self.steps) / warm) if warm > 0 else 1.0)
@@ -124,7 +129,7 @@ class VAE(Autoencoder):
         z = mu + torch.randn_like(mu) * (0.5 * logvar).exp()
         out = self.logits(z, batch.y)
         rec = -self._log_px(batch.x, out).mean()
-        kl = kl_normal(mu, logvar).flatten(1).sum(1).mean()
+        kl = self.kl_term(mu, logvar, z).mean()
         beta = self.beta_now()
         with torch.no_grad():  # training: of the sampled reconstruction (free); evaluation: of the mean code
             x_hat = self._mean(out) if self.training else self.decode(mu, batch.y)
@@ -139,6 +144,45 @@ class VAE(Autoencoder):
             "mse": mse,
         }
 
+    def log_prior(self, z: Tensor, batch_dims: int = 1) -> Tensor:
+        """log p(z) of the prior, N(0, I) here, summed over each code's elements.
+
+        Shape: (*batch, *code) with ``batch_dims`` leading axes -> (*batch)
+        """
+        return (-0.5 * z.pow(2) - 0.5 * LOG_2PI).flatten(batch_dims).sum(-1)
+
+    def code_shape(self) -> tuple[int, ...]:
+        """One code's shape: (latent_dim,), or (latent_dim, H/s, W/s) for arch="fcn" at the training size."""
+        c = self.config
+        if c.arch != "fcn":
+            return (c.latent_dim,)
+        from aekit.models.fcn import total_stride
+
+        s = total_stride(c.channels)
+        return (c.latent_dim, -(-c.input_shape[1] // s), -(-c.input_shape[2] // s))
+
+    def prior_sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
+        """``n`` codes drawn from the prior. Shape: -> (n, *code_shape)."""
+        device = next(self.parameters()).device
+        return torch.randn(n, *self.code_shape(), generator=generator, device=device)
+
+    def log_weights(self, x: Tensor, y: Tensor | None = None, k: int = 1) -> Tensor:
+        """log p(x, z_k) - log q(z_k|x) for ``k`` reparameterised draws z_k ~ q(z|x) (differentiable).
+
+        The IWAE bound is ``logsumexp(w, 0) - log k``; ``k = 1`` gives the ELBO's one-sample estimate.
+
+        Shape:
+            x: (B, *input_shape) -> (k, B)
+        """
+        mu, logvar = self.posterior(x, y)
+        eps = torch.randn(k, *mu.shape, dtype=mu.dtype, device=mu.device)
+        z = mu + eps * (0.5 * logvar).exp()  # (k, B, *code)
+        log_q = (-0.5 * eps.pow(2) - 0.5 * logvar - 0.5 * LOG_2PI).flatten(2).sum(-1)
+        xs = x.expand(k, *x.shape).flatten(0, 1)
+        ys = None if y is None else y.expand(k, *y.shape).flatten(0, 1)
+        log_px = self._log_px(xs, self.logits(z.flatten(0, 1), ys)).view(k, -1)
+        return log_px + self.log_prior(z, batch_dims=2) - log_q
+
     @torch.no_grad()
     def nll(self, x: Tensor, y: Tensor | None = None, k: int = 50) -> Tensor:
         """Importance-weighted estimate of -log p(x) in nats (Burda et al. 2016), ``k`` samples.
@@ -146,16 +190,9 @@ class VAE(Autoencoder):
         Shape:
             x: (B, *input_shape) -> (B,)
         """
-        mu, logvar = self.posterior(x, y)
-        std = (0.5 * logvar).exp()
-        terms = []
-        for _ in range(k):
-            eps = torch.randn_like(mu)
-            z = mu + eps * std
-            log_q = (-0.5 * eps.pow(2) - 0.5 * logvar - 0.5 * LOG_2PI).flatten(1).sum(1)
-            log_prior = (-0.5 * z.pow(2) - 0.5 * LOG_2PI).flatten(1).sum(1)
-            terms.append(self.log_likelihood(x, z, y) + log_prior - log_q)
-        return -(torch.logsumexp(torch.stack(terms), 0) - math.log(k))
+        chunk = max(1, 25_000 // max(len(x), 1))  # decoder calls of at most ~25k rows
+        w = torch.cat([self.log_weights(x, y, min(chunk, k - i)) for i in range(0, k, chunk)])
+        return -(torch.logsumexp(w, 0) - math.log(k))
 
     @torch.no_grad()
     def kl_per_dim(self, x: Tensor, y: Tensor | None = None) -> Tensor:
@@ -165,17 +202,8 @@ class VAE(Autoencoder):
 
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator | None = None, y: Tensor | None = None) -> Tensor:
-        """Decode ``n`` codes drawn from the prior N(0, I). Shape: -> (n, *input_shape)."""
-        device = next(self.parameters()).device
-        c = self.config
-        shape: tuple[int, ...] = (c.latent_dim,)
-        if c.arch == "fcn":  # a code of the training size: (latent_dim, H/s, W/s)
-            from aekit.models.fcn import total_stride
-
-            s = total_stride(c.channels)
-            shape = (c.latent_dim, -(-c.input_shape[1] // s), -(-c.input_shape[2] // s))
-        z = torch.randn(n, *shape, generator=generator, device=device)
-        return self.decode(z, y)
+        """Decode ``n`` codes drawn from the prior (:meth:`prior_sample`). Shape: -> (n, *input_shape)."""
+        return self.decode(self.prior_sample(n, generator), y)
 
 
 @dataclass(frozen=True)

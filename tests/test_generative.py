@@ -1,0 +1,157 @@
+"""IWAE, VampPrior and beta-TCVAE: each objective against a closed form or a known bound."""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from aekit.config import resolve
+from aekit.data.batches import Batch
+from aekit.models import build_model
+from aekit.models.iwae import iw_bound
+from aekit.models.tcvae import kl_decomposition
+from aekit.models.vampprior import log_normal
+
+
+def make(name, shape=(1, 28, 28), **kw):
+    torch.manual_seed(0)
+    config = resolve([{"model": {"name": name, **kw}}], input_shape=shape, num_classes=10)
+    return build_model(name, config.model_config)
+
+
+@pytest.fixture(scope="module")
+def batch(digits_small):
+    return Batch(*digits_small.take(torch.arange(64)))
+
+
+def test_iw_bound_is_log_mean_exp():
+    log_w = torch.tensor([[0.0, -1.0], [math.log(3.0), -1.0]])  # (K=2, B=2)
+    assert iw_bound(log_w).tolist() == pytest.approx([math.log(2.0), -1.0])
+
+
+def _trained(name, batch, steps=40, **kw):
+    model = make(name, hidden=(64,), latent_dim=8, **kw)  # small: a few seconds even on a busy machine
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    for _ in range(steps):
+        opt.zero_grad()
+        model.loss(batch)["loss"].backward()
+        opt.step()
+    return model.eval()
+
+
+def test_iwae_bound_grows_with_the_number_of_samples(batch):
+    model = _trained("iwae", batch, iw_samples=3)
+    x = batch.x[:32]
+    torch.manual_seed(0)
+    with torch.no_grad():
+        bounds = [
+            float(torch.stack([iw_bound(model.log_weights(x, k=k)).mean() for _ in range(8)]).mean())
+            for k in (1, 4, 16)
+        ]
+    assert bounds == sorted(bounds) and bounds[-1] - bounds[0] > 0.5  # monotone, and not by noise alone
+    # K = 1 is the ELBO: the same mean as the VAE's closed-form-KL ELBO, up to Monte-Carlo noise
+    with torch.no_grad():
+        elbo = float(torch.stack([model.loss(Batch(x, None))["elbo"] for _ in range(8)]).mean())
+    assert bounds[0] == pytest.approx(elbo, rel=0.03)
+
+
+def test_iwae_trains_on_its_bound(batch):
+    model = make("iwae", iw_samples=4)
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    first = None
+    for _ in range(30):
+        terms = model.loss(batch)
+        first = first if first is not None else float(terms["iw_bound"])
+        opt.zero_grad()
+        terms["loss"].backward()
+        opt.step()
+    assert float(model.loss(batch)["iw_bound"]) > first + 50  # nats per image
+
+
+def test_vampprior_density_integrates_to_one():
+    model = make("vampprior", shape=(6,), hidden=(8,), latent_dim=2, components=7).eval()
+    with torch.no_grad():  # untrained pseudo-inputs: component scales of order one
+        axis = torch.linspace(-12, 12, 481)
+        gx, gy = torch.meshgrid(axis, axis, indexing="ij")
+        z = torch.stack([gx.flatten(), gy.flatten()], 1)
+        mass = float(model.log_prior(z).exp().sum()) * float(axis[1] - axis[0]) ** 2
+    assert mass == pytest.approx(1.0, abs=1e-3)
+
+
+def test_vampprior_samples_follow_its_density():
+    model = make("vampprior", shape=(6,), hidden=(8,), latent_dim=2, components=3).eval()
+    with torch.no_grad():
+        z = model.prior_sample(20000, torch.Generator().manual_seed(0))
+        mu, logvar = model.components()
+        # the mixture's mean is the mean of the component means
+        assert torch.allclose(z.mean(0), mu.mean(0), atol=0.05)
+        # E_p[log p(z)] (minus the entropy) from samples equals the grid integral of p log p
+        axis = torch.linspace(-12, 12, 481)
+        g = torch.stack([t.flatten() for t in torch.meshgrid(axis, axis, indexing="ij")], 1)
+        lp = model.log_prior(g)
+        integral = float((lp.exp() * lp).sum()) * float(axis[1] - axis[0]) ** 2
+        assert float(model.log_prior(z).mean()) == pytest.approx(integral, abs=0.03)
+
+
+def test_vampprior_kl_term_is_log_q_minus_log_prior(batch):
+    model = make("vampprior", components=5).eval()
+    with torch.no_grad():
+        mu, logvar = model.posterior(batch.x)
+        z = mu + torch.randn_like(mu) * (0.5 * logvar).exp()
+        expected = log_normal(z, mu, logvar) - model.log_prior(z)
+        assert torch.allclose(model.kl_term(mu, logvar, z), expected)
+        assert torch.isfinite(model.nll(batch.x[:8], k=5)).all()
+
+
+def _factorial(values, dims: int, sigma: float):
+    """Posteriors at every combination of the factor values: independent factors by construction."""
+    mu = torch.tensor(list(itertools.product(values, repeat=dims)), dtype=torch.float64)
+    logvar = torch.full_like(mu, 2 * math.log(sigma))
+    z = mu + sigma * torch.randn(mu.shape, generator=torch.Generator().manual_seed(0), dtype=mu.dtype)
+    return z, mu, logvar
+
+
+def test_total_correlation_is_zero_for_independent_factors():
+    z, mu, logvar = _factorial([-2.0, -0.5, 0.0, 1.0, 2.5], dims=3, sigma=0.3)
+    parts = kl_decomposition(z, mu, logvar)
+    assert parts["tc"].abs().max() < 1e-9  # exactly a product: q(z) = prod_d q(z_d) at every z
+    total = sum(parts.values())
+    log_q = log_normal(z, mu, logvar)
+    log_p = log_normal(z, torch.zeros_like(z), torch.zeros_like(z))
+    assert torch.allclose(total, log_q - log_p)
+
+
+def test_total_correlation_is_positive_for_dependent_factors():
+    z, mu, logvar = _factorial([-2.0, -0.5, 0.0, 1.0, 2.5], dims=1, sigma=0.3)
+    mu2 = torch.cat([mu, mu], 1)  # the second dimension copies the first
+    z2 = mu2 + 0.3 * torch.randn(mu2.shape, generator=torch.Generator().manual_seed(1), dtype=mu2.dtype)
+    tc = float(kl_decomposition(z2, mu2, torch.cat([logvar, logvar], 1))["tc"].mean())
+    assert 0.5 * math.log(5) < tc < math.log(5) + 0.1  # up to log 5 nats: five well-separated values
+
+
+def test_tcvae_with_unit_weights_is_the_vae_objective(batch):
+    model = _trained("tcvae", batch, alpha=1.0, tc_beta=1.0, gamma=1.0)
+    torch.manual_seed(0)
+    with torch.no_grad():
+        terms = model.loss(batch)
+        # loss = rec + mi + tc + dim_kl = rec + one-sample KL, whose mean is the closed-form KL
+        parts = terms["mi"] + terms["tc"] + terms["dim_kl"]
+        assert float(terms["loss"]) == pytest.approx(float(terms["rec"] + parts), rel=1e-5)
+        assert float(terms["kl"]) > 2 and float(parts) == pytest.approx(float(terms["kl"]), rel=0.1)
+
+
+def test_mutual_information_gap_is_high_for_axis_aligned_codes_and_low_for_mixed_ones():
+    from aekit.evaluation.disentangle import mutual_information_gap
+
+    rng = np.random.default_rng(0)
+    factors = np.array(list(itertools.product(range(5), range(4), range(6))))  # independent, full grid
+    aligned = factors + 0.05 * rng.standard_normal(factors.shape)
+    rotation = np.linalg.qr(rng.standard_normal((3, 3)))[0]
+    mixed = aligned @ rotation  # every dimension carries a bit of every factor
+    good, bad = mutual_information_gap(aligned, factors), mutual_information_gap(mixed, factors)
+    assert good["mig"] > 0.9 and bad["mig"] < 0.5 * good["mig"]
+    assert good["mi"].shape == (3, 3) and np.argmax(good["mi"], 1).tolist() == [0, 1, 2]
