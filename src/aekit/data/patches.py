@@ -164,7 +164,7 @@ class PatchDataset:
         self.size, self.augment, self.fixed, self.seed = size, augment, fixed, seed
         self.name, self.ids, self.generator = name, ids, generator
         self.scaling = Scaling.uint8()
-        self.y, self.classes, self.schema = None, None, None
+        self.y, self.classes, self.schema, self.series = None, None, None, None  # images: none of these
         self.per_epoch = per_epoch
         areas = np.array([int(im.shape[1]) * int(im.shape[2]) for im in self.images], dtype=np.float64)
         if per_epoch is None:
