@@ -536,7 +536,7 @@ def cmd_detect_score(args: argparse.Namespace) -> int:
                 normal = class_index(data, args.normal_class)  # a wrong class fails before the work
         scores = det.anomaly_score(data, progress=not args.quiet)
     flagged = scores > det.threshold_
-    if data.series is not None:  # one row per time step, and the signal with its flagged spans
+    if series:  # one row per time step, and the signal with its flagged spans
         from aekit.apps.series import write_scores as write_series_scores
 
         print(write_series_scores(det, data, scores, output, figure=args.figures))
