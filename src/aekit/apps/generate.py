@@ -228,7 +228,7 @@ def music_samples(
     if bars < 1 or not model.any_length:
         raise ConfigError(
             f"--bars {bars}: this {run.config.model!r} model writes {trained} bars "
-            "(train --model music-conductor for any length)"
+            "(aekit train --model music-conductor for any length)"
         )
     z = torch.randn(n, model.config.latent_dim, generator=g, device=run.device)
     tokens = model.decode(z, temperature=temperature, generator=g, bars=bars)
