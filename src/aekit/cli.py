@@ -1012,7 +1012,13 @@ def main(argv: list[str] | None = None) -> int:
         return int(e.code or 0)
     args.given_flags = _given(parser, args)  # the options the user typed, e.g. for --resume's check
     try:
-        return COMMANDS[args.command](args)
+        code = COMMANDS[args.command](args)
+        if "torch.distributed" in sys.modules:  # under torchrun: every rank done before any leaves
+            import torch.distributed as dist
+
+            if dist.is_available() and dist.is_initialized():
+                dist.barrier()
+        return code
     except AekitError as e:
         print(f"aekit: error: {e}", file=sys.stderr)
         return 2
