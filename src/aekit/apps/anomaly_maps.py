@@ -30,12 +30,12 @@ def error_map(run, image, tile: int | None = None) -> np.ndarray:
 
 def score_images(run, images: ImageSet, tile: int | None = None, progress: bool = False):
     """(scores (N,), maps: a list of (H, W) arrays); higher = more anomalous."""
-    from tqdm.auto import tqdm
+    from aekit.progress import track
 
     run.model.eval()
     maps = [
         error_map(run, images.image(i), tile)
-        for i in tqdm(range(len(images)), disable=not progress, leave=False)
+        for i in track(range(len(images)), "scoring images", unit="image", enabled=progress)
     ]
     return np.array([float(m.mean()) for m in maps], dtype=np.float64), maps
 

@@ -418,6 +418,6 @@ class HyperCodec:
 def _bar(items: Sequence, progress: bool, desc: str):
     if not progress:
         return items
-    from tqdm.auto import tqdm
+    from aekit.progress import track
 
-    return tqdm(items, desc=desc, unit="batch", leave=False)
+    return track(items, desc)

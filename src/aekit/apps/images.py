@@ -60,12 +60,12 @@ def reconstructions(
     run, images: ImageSet, tile: int | None = None, progress: bool = False
 ) -> Iterator[Tensor]:
     """Each image's reconstruction (for a denoiser: the denoised image), (1, C, H, W) in [0, 1]."""
-    from tqdm.auto import tqdm
+    from aekit.progress import track
 
     if not is_fully_convolutional(run.model):
         raise ConfigError(f"{run.path}: images of any size need a fully convolutional run (model.arch=fcn)")
     run.model.eval()
-    for i in tqdm(range(len(images)), desc="images", disable=not progress, leave=False):
+    for i in track(range(len(images)), "images", unit="image", enabled=progress):
         yield apply_image(run, lambda t: run.model.reconstruct(t), images.image(i), tile)
 
 

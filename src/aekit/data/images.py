@@ -323,7 +323,7 @@ def _decode(
     files: list[Path], channels: int, skip_bad: bool, progress: bool, workers: int, cache
 ) -> tuple[list[np.ndarray | None], list[Path]]:
     """Decode ``files`` on a few threads; with a cache (not False), into memory-mapped .npy files."""
-    from tqdm.auto import tqdm
+    from aekit.progress import track
 
     folder = None if cache is False else _cache_folder(files, channels, cache)
 
@@ -345,9 +345,14 @@ def _decode(
 
     with ThreadPoolExecutor(max(1, workers)) as pool:
         images = list(
-            tqdm(pool.map(one, files), total=len(files), desc="reading images", unit="image",
-                 disable=not progress or len(files) < 2, leave=False, file=sys.stderr)
-        )  # fmt: skip
+            track(
+                pool.map(one, files),
+                "reading images",
+                total=len(files),
+                unit="image",
+                enabled=progress and len(files) >= 2,
+            )
+        )
     return images, [f for f, a in zip(files, images, strict=True) if a is None]
 
 
