@@ -451,8 +451,6 @@ def cmd_detect_fit(args: argparse.Namespace) -> int:
     from aekit.apps import detect
     from aekit.training.trainer import TrainingError
 
-    if args.patch:  # images of any size: a fully convolutional detector on random patches
-        return _detect_fit_patches(args)
     detect.new_directory(args.out)  # before the work (fit_and_save checks again)
     options = {k: getattr(args, k) for k in DETECT_OPTIONS if getattr(args, k) is not None}
     try:
@@ -464,6 +462,7 @@ def cmd_detect_fit(args: argparse.Namespace) -> int:
             test_limit=args.test_limit,
             missing=args.missing,
             id_column=args.id_column,
+            patch=args.patch,
             options=options,
             progress=not args.quiet,
         )
@@ -474,28 +473,6 @@ def cmd_detect_fit(args: argparse.Namespace) -> int:
     if result.metrics is not None:
         print(f"on {args.data} test ({len(result.test)} samples):")
         print("\n".join(detect.evaluation_lines(result.metrics)))
-    return 0
-
-
-def _detect_fit_patches(args: argparse.Namespace) -> int:
-    """``detect fit --patch N``: a small fully convolutional detector (mse score) on random patches."""
-    from aekit.apps.anomaly import AnomalyDetector, report_extras
-    from aekit.apps.detect import new_directory
-    from aekit.data.images import read_images, say
-    from aekit.report.artifacts import write_run_files
-
-    out = new_directory(args.out)
-    images = read_images(args.data.removeprefix("images:"), progress=not args.quiet)
-    say(images.notes)
-    data = (images.head(args.limit) if args.limit else images).patches(args.patch)
-    options = {k: getattr(args, k) for k in DETECT_OPTIONS if getattr(args, k) is not None}
-    options["model_options"] = {"arch": "fcn", "channels": (32, 64, 64), "latent_dim": 16}
-    options["score"] = "mse" if options.get("score", "auto") == "auto" else options["score"]
-    det = AnomalyDetector(**options).fit(data, progress=not args.quiet)
-    det.save(out)
-    print(f"wrote {out} (score {det.score_}, threshold {det.threshold_:.5g} for held-out normals)")
-    det.run_.path = out
-    write_run_files(det.run_, None, report_extras(out), figures=False)
     return 0
 
 

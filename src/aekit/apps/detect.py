@@ -25,6 +25,8 @@ from aekit.fileio import atomic_write_json, new_output
 from aekit.progress import status
 
 FIGURES = ("roc.png", "extremes.png")
+# detect fit --patch: a small fully convolutional model for images of any size
+PATCH_MODEL = {"arch": "fcn", "channels": (32, 64, 64), "latent_dim": 16}
 EVALUATION = "evaluation.json"
 
 
@@ -61,6 +63,7 @@ def fit_and_save(
     test_limit: int | None = None,
     missing: str | None = None,
     id_column: str | None = None,
+    patch: int | None = None,
     options: dict[str, Any] | None = None,
     progress: bool = True,
     log: Callable[[str], None] = print,
@@ -75,6 +78,8 @@ def fit_and_save(
         limit / test_limit: Use only this many training / test samples.
         missing: Tables: ``error``, ``drop`` or ``impute`` missing values.
         id_column: Tables: the column that names the rows (None: detected).
+        patch: Images of any size: train a small fully convolutional model (:data:`PATCH_MODEL`,
+            the ``mse`` score unless another is asked for) on random ``patch`` x ``patch`` crops.
         options: :class:`~aekit.apps.anomaly.DetectorConfig` fields (model, score, fpr, epochs, ...).
         progress: Progress bars and status lines.
         log: Where the lines for the user go.
@@ -85,16 +90,26 @@ def fit_and_save(
     import torch
 
     out = new_directory(out)
-    load_options = {"missing": missing} if missing else {}
-    if id_column:
-        load_options["id_column"] = id_column
-    data = load_dataset(data_name, "train", limit=limit, **load_options)
+    options = dict(options or {})
+    if patch is not None:
+        from aekit.data.images import read_images, say
+
+        images = read_images(data_name.removeprefix("images:"), progress=progress)
+        say(images.notes)
+        data = (images.head(limit) if limit else images).patches(patch)
+        options["model_options"] = PATCH_MODEL
+        options["score"] = "mse" if options.get("score", "auto") == "auto" else options["score"]
+    else:
+        load_options = {"missing": missing} if missing else {}
+        if id_column:
+            load_options["id_column"] = id_column
+        data = load_dataset(data_name, "train", limit=limit, **load_options)
     normal = None
-    if normal_class is not None:
+    if normal_class is not None and patch is None:  # patches of a folder carry no labels
         normal = class_index(data, normal_class)
         data = data.subset(torch.nonzero(data.y == normal).flatten())
         log(f"training on the {len(data)} samples of class {normal_class} in {data_name}")
-    det = AnomalyDetector(**(options or {}))
+    det = AnomalyDetector(**options)
     det.fit(data, progress=progress)
     det.save(out)
     if det.windowing_ is not None:  # series: draw series.png of the training data, say how it was cut
