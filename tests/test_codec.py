@@ -7,6 +7,7 @@ import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from mutations import mutate
 
 import aekit
 from aekit.apps.codec import HEADER, Codec, CodecError
@@ -93,20 +94,9 @@ def test_damaged_foreign_and_other_model_files_are_refused(codec_run, blob, tmp_
 @given(data=st.data())
 def test_any_mutation_is_a_clear_error_or_a_valid_decode(codec_run, blob, data):
     codec = Codec.load(codec_run)
-    mutated = bytearray(blob)
-    action = data.draw(st.sampled_from(["flip", "truncate", "extend", "header"]))
-    if action == "flip":
-        i = data.draw(st.integers(0, len(mutated) - 1))
-        mutated[i] ^= data.draw(st.integers(1, 255))
-    elif action == "truncate":
-        mutated = mutated[: data.draw(st.integers(0, len(mutated) - 1))]
-    elif action == "extend":
-        mutated += bytes(data.draw(st.binary(min_size=1, max_size=64)))
-    else:
-        i = data.draw(st.integers(0, HEADER.size - 1))
-        mutated[i] = data.draw(st.integers(0, 255))
+    mutated = mutate(blob, data, HEADER.size)
     try:
-        out = codec.decompress(bytes(mutated), name="m.aek")
+        out = codec.decompress(mutated, name="m.aek")
     except CodecError as e:
         assert str(e).startswith("m.aek: ")
     else:
