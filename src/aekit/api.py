@@ -107,13 +107,7 @@ def train_from_layers(
     config = resolve(layers)
     resolve_device(config.train.device)  # e.g. --device cuda without a GPU: fail before any file exists
     distributed.setup(config.train.device)  # under torchrun: join the process group
-    data = load_image_options(config.data, progress) or load_dataset(
-        config.data.source,
-        "train",
-        limit=config.data.limit,
-        missing=config.data.missing,
-        id_column=config.data.id_column,
-    )
+    data = _training_data(config, progress)
     config = configure(layers, data)
     model = build_model(config.model, config.model_config)  # sizes that do not fit fail here, not after mkdir
     check_training_size(model, data.shape)
@@ -149,12 +143,8 @@ def resume(run_dir: str | Path, *, epochs: int | None = None, progress: bool = T
     config = resolve(layers)
     distributed.setup(config.train.device)
     recorded = DataInfo.from_dict(raw.get("dataset"))
-    data = load_image_options(config.data, progress) or load_dataset(
-        config.data.source,
-        "train",
-        limit=config.data.limit,
-        missing=config.data.missing,
-        schema=TableSchema.from_dict(recorded.schema) if recorded.schema else None,
+    data = _training_data(
+        config, progress, TableSchema.from_dict(recorded.schema) if recorded.schema else None
     )
     if recorded.shape and data.shape != recorded.shape:
         raise DataError(
@@ -165,26 +155,33 @@ def resume(run_dir: str | Path, *, epochs: int | None = None, progress: bool = T
     return _fit(run_dir, config, data, state=state, progress=progress)
 
 
+def _training_data(config: RunConfig, progress: bool, schema: TableSchema | None = None) -> ArrayDataset:
+    """The training data the config names (image folders with their options); a table is encoded
+    with ``schema`` when given (resume), else its encoding is learned."""
+    table = {"schema": schema} if schema is not None else {"id_column": config.data.id_column}
+    return load_image_options(config.data, progress) or load_dataset(
+        config.data.source, "train", limit=config.data.limit, missing=config.data.missing, **table
+    )
+
+
 def _fit(run_dir: Path, config: RunConfig, data: ArrayDataset, *, state, progress: bool) -> Run:
-    callbacks: list[Any] = []
-    if distributed.is_main():  # under torchrun only rank 0 writes checkpoints, logs and figures
-        callbacks += [Checkpointer(run_dir), MetricsLog(run_dir), ProgressBar(progress)]
-        train_set, val_set = validation_split(data, config)  # the split fit uses: show validation images
-        callbacks += tracking.trackers(config.train.log, run_dir, config.to_dict(), val_set or train_set)
+    if not distributed.is_main():  # under torchrun only rank 0 writes checkpoints, logs and figures
+        return fit(data, config, state=state, path=run_dir)
+    train_set, val_set = validation_split(data, config)  # the split fit makes: what the figures show
+    shown = val_set if val_set is not None else train_set
+    callbacks: list[Any] = [Checkpointer(run_dir), MetricsLog(run_dir), ProgressBar(progress)]
+    callbacks += tracking.trackers(config.train.log, run_dir, config.to_dict(), shown)
     run = fit(data, config, callbacks, state=state, path=run_dir)
-    if distributed.is_main():
-        _write_artifacts(run, data, progress)
-        tracking.finish(callbacks, run_dir)  # after the figures and report: MLflow uploads them too
+    _write_artifacts(run, shown, progress)
+    tracking.finish(callbacks, run_dir)  # after the figures and report: MLflow uploads them too
     return run
 
 
-def _write_artifacts(run: Run, data: ArrayDataset, progress: bool = False) -> None:
-    """The figures and report.html of a finished run, from its held-out data (the training data
-    when there is no validation split), computed once (:func:`aekit.report.artifacts.write_run_files`)."""
+def _write_artifacts(run: Run, shown: ArrayDataset, progress: bool = False) -> None:
+    """The figures and report.html of a finished run, from ``shown`` (its held-out data, or the
+    training data when there is none), computed once (:func:`aekit.report.artifacts.write_run_files`)."""
+    from aekit.progress import status
     from aekit.report.artifacts import write_run_files
 
-    train_set, val_set = validation_split(data, run.config)
-    from aekit.progress import status
-
     log = status if progress else None  # "writing ... report.html ...": what the last seconds are for
-    write_run_files(run, val_set if val_set is not None else train_set, log=log)
+    write_run_files(run, shown, log=log)
