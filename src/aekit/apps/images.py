@@ -23,7 +23,7 @@ from aekit.data.images import IMAGE_SUFFIXES, ImageSet, read_images, say
 from aekit.data.patches import apply_whole
 from aekit.errors import ConfigError, DataError
 from aekit.fileio import atomic_write_bytes, new_output
-from aekit.models.fcn import geometry, is_fully_convolutional
+from aekit.models.fcn import geometry
 
 
 def takes_any_size(run, source: str | Path) -> bool:
@@ -31,7 +31,7 @@ def takes_any_size(run, source: str | Path) -> bool:
     an image folder or image file (not a named dataset or an array)."""
     path = Path(str(source).removeprefix("images:"))
     images = path.is_dir() or (path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES)
-    return is_fully_convolutional(run.model) and path.exists() and images
+    return run.model.any_size and path.exists() and images
 
 
 def load_images(run, source: str | Path, progress: bool = False) -> ImageSet:
@@ -62,7 +62,7 @@ def reconstructions(
     """Each image's reconstruction (for a denoiser: the denoised image), (1, C, H, W) in [0, 1]."""
     from aekit.progress import track
 
-    if not is_fully_convolutional(run.model):
+    if not run.model.any_size:
         raise ConfigError(f"{run.path}: images of any size need a fully convolutional run (model.arch=fcn)")
     run.model.eval()
     for i in track(range(len(images)), "images", unit="image", enabled=progress):

@@ -68,6 +68,11 @@ class Autoencoder(nn.Module):
         self.config = config
 
     @property
+    def any_size(self) -> bool:
+        """Built fully convolutional (``arch="fcn"``): images of any size, spatial codes."""
+        return self.fully_convolutional and self.config.arch == "fcn"
+
+    @property
     def input_shape(self) -> tuple[int, ...]:
         return tuple(self.config.input_shape)
 

@@ -131,11 +131,6 @@ class FCNDecoder(nn.Module):
         return self.final(self.out(h))
 
 
-def is_fully_convolutional(model: nn.Module) -> bool:
-    """Whether ``model`` was built with ``arch="fcn"`` (takes images of any size)."""
-    return getattr(getattr(model, "config", None), "arch", None) == "fcn"
-
-
 def geometry(model: nn.Module) -> tuple[int, int]:
     """(total stride, tile margin) of a fully convolutional model: pad images to a multiple of the
     stride; tiles with this margin give the same output as the whole image."""
@@ -160,7 +155,7 @@ def check_training_size(model: nn.Module, shape: tuple[int, ...]) -> None:
     Raises:
         ConfigError: naming the size, the stride and the ways out.
     """
-    if not is_fully_convolutional(model) or len(shape) != 3:
+    if not model.any_size or len(shape) != 3:
         return
     stride = total_stride(model.config.channels)
     if shape[1] % stride or shape[2] % stride:

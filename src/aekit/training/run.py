@@ -24,7 +24,7 @@ from aekit.data.dataset import ArrayDataset, DataInfo
 from aekit.data.patches import PatchDataset
 from aekit.errors import DataError
 from aekit.evaluation.metrics import summarize
-from aekit.models.fcn import check_training_size, geometry, is_fully_convolutional, whole_images
+from aekit.models.fcn import check_training_size, geometry, whole_images
 from aekit.models.registry import build_model
 from aekit.training import checkpoint
 from aekit.training.callbacks import EarlyStopping
@@ -97,7 +97,7 @@ class Run:
             from aekit.data.images import convert_channels
 
             data = convert_channels(data, want[0])
-        if is_fully_convolutional(self.model) and data.is_image:  # any size: only the channels must fit
+        if self.model.any_size and data.is_image:  # any size: only the channels must fit
             want = data.shape
         if data.shape != want:
             if int(np.prod(data.shape)) != int(np.prod(want)):
@@ -124,7 +124,7 @@ class Run:
 
         self.model.eval()
         data = self.prepare(data)
-        if is_fully_convolutional(self.model):  # any size: padded to the stride (outputs cropped back)
+        if self.model.any_size:  # any size: padded to the stride (outputs cropped back)
             fn = partial(whole_images, fn, geometry(self.model)[0], crop=fn == self.model.reconstruct)
         batches = Batches(data, batch_size, device=self.device)
         label = progress if isinstance(progress, str) else "batches"
