@@ -310,7 +310,7 @@ class AnomalyDetector:
     # --- scores -------------------------------------------------------------------------------------
     def anomaly_score(self, X: ArrayDataset | np.ndarray, progress: bool = False) -> np.ndarray:
         """One score per sample (per time step, for series), higher = more anomalous. Shape: (N,)."""
-        if getattr(self._fitted(calibrating=True), "windowing_", None) is not None:
+        if self._fitted(calibrating=True).windowing_ is not None:
             from aekit.apps.series import score_steps
 
             data = X if isinstance(X, ArrayDataset) else _series(X)

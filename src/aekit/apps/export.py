@@ -69,7 +69,7 @@ def export_onnx(run: Run, path: str | Path, part: str = "both", batch: int = 4) 
     if part not in PARTS:
         raise ConfigError(f"unknown part {part!r} (expected encoder, decoder or both)")
     model = run.model.eval().cpu()
-    if getattr(model, "conditional", False):
+    if model.conditional:
         raise ConfigError(
             f"model {run.config.model!r} is conditional on labels; export supports unconditional models"
         )

@@ -32,7 +32,7 @@ def _class_index(run: Run, label: str | int, classes: list[str], k: int) -> int:
 
 def _labels(run: Run, n: int, label: str | int | None) -> torch.Tensor | None:
     model = run.model
-    if not getattr(model, "conditional", False):
+    if not model.conditional:
         if label is not None:
             raise ConfigError(f"--label needs a conditional model (cvae); {run.config.model!r} is not")
         return None
@@ -74,7 +74,7 @@ def sample(run: Run, n: int, seed: int = 0, label: str | int | None = None, data
         raise ConfigError(f"the number of samples must be at least 1, not {n}")
     model = run.model.eval()
     y = _labels(run, n, label)
-    if getattr(model, "generative", False):
+    if model.generative:
         g = torch.Generator(run.device).manual_seed(seed)
         return model.sample(n, generator=g, y=y).float().cpu().numpy()
     gmm = code_prior(run, data)
@@ -95,7 +95,7 @@ def interpolate(run: Run, a: ArrayDataset, b: ArrayDataset, steps: int = 10) -> 
     xa, ya = run.prepare(a).take(torch.arange(1), run.device)
     xb, yb = run.prepare(b).take(torch.arange(1), run.device)
     model = run.model.eval()
-    cond = getattr(model, "conditional", False)
+    cond = model.conditional
     if cond:
         ya = ya if ya is not None else torch.zeros(1, dtype=torch.long, device=run.device)
         yb = yb if yb is not None else ya
@@ -116,7 +116,7 @@ def latent_grid(run: Run, per_side: int = 15, span: float = 2.5, label=None) -> 
         raise ConfigError(
             f"--grid draws a 2-D latent space; this model's codes have {model.config.latent_dim}"
         )
-    if getattr(model, "generative", False):
+    if model.generative:
         from scipy.stats import norm
 
         axis = torch.from_numpy(norm.ppf(np.linspace(0.03, 0.97, per_side))).float()
@@ -174,7 +174,7 @@ def attribute_grid(
     """
     if columns < 2 or rows < 1:
         raise ConfigError("--attribute needs at least 1 row and 2 steps")
-    if getattr(run.model, "conditional", False):
+    if run.model.conditional:
         raise ConfigError(f"--attribute moves the codes of unconditional models; {run.config.model!r} is not")
     vector = attribute_vector(run, label, data).to(run.device)
     if start is None:

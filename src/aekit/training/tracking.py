@@ -71,16 +71,14 @@ class _Images:
 
     @torch.no_grad()
     def samples(self, model: torch.nn.Module, seed: int) -> np.ndarray | None:
-        if self.examples is None or not getattr(model, "generative", False):
+        if self.examples is None or not model.generative:
             return None
         was_training = model.training
         model.eval()
         device = next(model.parameters()).device
         generator = torch.Generator(device).manual_seed(seed)
         labels = (
-            torch.arange(SAMPLES, device=device) % model.config.num_classes
-            if getattr(model, "conditional", False)
-            else None
+            torch.arange(SAMPLES, device=device) % model.config.num_classes if model.conditional else None
         )
         images = model.sample(SAMPLES, generator=generator, y=labels).float().cpu().numpy()
         model.train(was_training)
