@@ -44,7 +44,7 @@ from aekit.data.patches import PatchDataset, apply_whole
 from aekit.models import build_model
 from aekit.models.fcn import geometry
 from aekit.training import checkpoint
-from aekit.training.callbacks import ProgressBar
+from aekit.training.callbacks import Checkpointer, MetricsLog, ProgressBar
 from aekit.training.trainer import Trainer
 
 SIGMAS = (15, 25, 50)
@@ -221,24 +221,32 @@ def ab_bf16(train_planes: list[np.ndarray], val: list[np.ndarray], steps: int) -
 
 
 def train_or_reuse(run_dir: Path, planes: list[np.ndarray], epochs: int, per_epoch: int) -> tuple[Run, float]:
-    """The cached run, or a new one trained on patches with aekit's trainer; and the seconds it took."""
-    if (run_dir / checkpoint.WEIGHTS).is_file():
+    """The finished run, or one trained on patches with aekit's trainer; and the seconds it took.
+
+    Weights and trainer state are written after every epoch (aekit's Checkpointer), so a stopped
+    run continues from its last epoch when the same command is given again.
+    """
+    done = run_dir / "done"
+    if done.is_file():
         print(f"  reusing {run_dir}", flush=True)
-        return load(run_dir), float("nan")
+        return load(run_dir), float(done.read_text())
     data = PatchDataset(planes, PATCH, name="skimage photos (TRAIN)", per_epoch=per_epoch)
     config = resolve([{"model": SETTINGS, "data": {"source": data.name}}], input_shape=data.shape)
     cfg = TrainConfig(
-        epochs=epochs, batch_size=BATCH, lr=2e-3, schedule="onecycle", val_fraction=0, device="cpu"
+        epochs=epochs, batch_size=BATCH, lr=1e-3, schedule="onecycle", val_fraction=0, device="cpu"
     )
+    config = dataclasses.replace(config, train=cfg)
     torch.manual_seed(0)
     model = build_model(config.model, config.model_config).to(memory_format=torch.channels_last)
-    start = time.perf_counter()
-    Trainer(model, cfg, [ProgressBar(True)]).fit(data)
-    seconds = time.perf_counter() - start
     run_dir.mkdir(parents=True, exist_ok=True)
-    config = dataclasses.replace(config, train=cfg)
     checkpoint.write_config(run_dir, config, data.describe())
-    checkpoint.save_weights(run_dir, model)
+    trainer = Trainer(model, cfg, [ProgressBar(True), MetricsLog(run_dir), Checkpointer(run_dir)])
+    if (run_dir / checkpoint.CHECKPOINT).is_file():
+        trainer.load_state_dict(checkpoint.load_checkpoint(run_dir))
+        print(f"  resuming {run_dir} after epoch {trainer.epoch}", flush=True)
+    trainer.fit(data)
+    seconds = sum(r["seconds"] for r in trainer.history)  # every epoch's time, resumed ones included
+    done.write_text(f"{seconds}")
     return Run(config, data.describe(), model.eval(), run_dir), seconds
 
 
@@ -251,19 +259,39 @@ def main() -> None:
     parser.add_argument(
         "--crop", type=int, default=0, help="score the central NxN of each TEST photo (0: whole)"
     )
+    parser.add_argument("--channels", default="16,32,64", help="widths at each scale, full resolution first")
+    parser.add_argument("--blocks", type=int, default=1, help="residual blocks per scale")
+    parser.add_argument("--patch", type=int, default=PATCH, help="training patch side")
+    parser.add_argument("--batch", type=int, default=BATCH, help="patches per step")
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     parser.add_argument("--out", default="benchmarks/results")
     args = parser.parse_args()
+    configure(args)
     train, test = load_all(TRAIN), load_all(TEST)
     if args.crop:  # BM3D takes minutes per photo on a busy CPU: the centre of each photo, said in the output
         test = {name: central(image, args.crop) for name, image in test.items()}
         print(f"TEST photos cropped to their central {args.crop}x{args.crop}")
     planes = grey_planes(train)
     print(f"TRAIN: {', '.join(TRAIN)} ({len(planes)} grey planes); TEST (held out): {', '.join(TEST)}")
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; machine shared with other jobs")
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads; "
+        f"model channels {SETTINGS['channels']}, {SETTINGS['blocks']} block(s) per scale, "
+        f"{PATCH}x{PATCH} patches, batch {BATCH}"
+    )
 
     if not args.no_speed:
         speed(planes, train, args.ab_steps)
     train_and_score(args, train, test, planes)
+
+
+def configure(args) -> None:
+    """The model and patch settings from the command line (module-wide: every section uses them)."""
+    global PATCH, BATCH
+    PATCH, BATCH = args.patch, args.batch
+    channels = [int(c) for c in args.channels.split(",")]
+    SETTINGS.update(channels=channels, blocks=args.blocks, latent_dim=channels[-1])
+    if args.threads:
+        torch.set_num_threads(args.threads)
 
 
 def central(image: np.ndarray, size: int) -> np.ndarray:
@@ -301,7 +329,10 @@ def speed(planes: list[np.ndarray], train: dict[str, np.ndarray], ab_steps: int)
 def train_and_score(args, train: dict[str, np.ndarray], test: dict[str, np.ndarray], planes) -> None:
     """Train (or reuse) aekit's denoiser, tune non-local means on TRAIN, score everything on TEST."""
 
-    tag = f"e{args.epochs}-p{args.per_epoch}"
+    tag = (
+        f"c{args.channels.replace(',', '-')}-b{args.blocks}-x{args.patch}-n{args.batch}"
+        f"-e{args.epochs}-p{args.per_epoch}"
+    )
     run, seconds = train_or_reuse(
         Path(args.out) / f"photo-denoiser-{tag}", planes, args.epochs, args.per_epoch
     )

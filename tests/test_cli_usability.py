@@ -129,6 +129,7 @@ REACH = {  # library module -> the commands that can print its messages (declare
     "models/fcn.py": ["train"],
     "training/tracking.py": ["train"],
     "apps/series.py": ["detect fit"],
+    "apps/embed.py": ["embed"],
 }
 CLI_PARSER_BUILDERS = {  # help texts
     "build_parser",

@@ -291,3 +291,61 @@ def test_an_fcn_vae_trains_on_patches_and_gets_its_report(tmp_path):
     args = ["train", "--data", str(folder), "--patch", "16", "--model", "vae", "--epochs", "1", "--quiet"]
     assert main([*args, "--out", str(run), *base]) == 0
     assert (run / "report.html").stat().st_size > 1000 and (run / "samples.png").is_file()
+
+
+@pytest.fixture(scope="module")
+def fcn_run(tmp_path_factory):
+    """A tiny fully convolutional colour run, trained on patches of the mixed-size folder, and that folder."""
+    tmp_path = tmp_path_factory.mktemp("fcn")
+    folder = make_folder(tmp_path / "photos")
+    run = tmp_path / "run"
+    options = ["--set", "model.arch=fcn", "--set", "model.channels=8,16,16", "--set", "model.latent_dim=4"]
+    assert main(["train", "--data", str(folder), "--patch", "16", "--model", "conv", "--epochs", "1",
+                 "--batch-size", "8", "--out", str(run), "--quiet", *options]) == 0  # fmt: skip
+    return run, folder
+
+
+def test_embed_writes_each_images_spatial_code_and_pools_them(fcn_run, tmp_path, capsys):
+    import aekit
+    from aekit.data.patches import pad_to_multiple
+
+    run, folder = fcn_run
+    images = read_images(folder)
+    codes = tmp_path / "codes.npz"
+    assert main(["embed", str(run), str(folder), "-o", str(codes)]) == 0
+    with np.load(codes) as f:
+        assert list(f["ids"]) == list(images.ids)
+        shapes = [f[f"codes_{i}"].shape for i in range(len(images))]
+        first = f["codes_0"]
+    assert shapes == [(4, -(-h // 4), -(-w // 4)) for h, w in images.sizes]  # stride 4: ceil(H/4) x ceil(W/4)
+    model = aekit.load(run).model.eval()
+    with torch.no_grad():
+        want = model.encode(pad_to_multiple(images.image(0), 4))[0].numpy()
+    np.testing.assert_allclose(first, want, atol=1e-6)  # the code of the padded image, nothing else
+    capsys.readouterr()
+    assert main(["embed", str(run), str(folder), "-o", str(tmp_path / "codes.npy")]) != 0
+    err = capsys.readouterr().err
+    assert "different sizes" in err and "--pool mean" in err and "\nimages:" not in err  # before encoding
+    assert main(["embed", str(run), str(folder), "-o", str(tmp_path / "codes.csv")]) != 0
+    assert "spatial, (4, " in capsys.readouterr().err
+    assert not (tmp_path / "codes.npy").exists() and not (tmp_path / "codes.csv").exists()
+    table = tmp_path / "pooled.csv"
+    assert main(["embed", str(run), str(folder), "-o", str(table), "--pool", "mean"]) == 0
+    rows = table.read_text().splitlines()
+    assert rows[0] == "id,z0,z1,z2,z3" and len(rows) == 1 + len(images)
+    assert np.allclose([float(v) for v in rows[1].split(",")[1:]], first.mean(axis=(1, 2)), atol=1e-5)
+
+
+def test_onnx_export_of_an_fcn_run_takes_any_multiple_of_the_stride(fcn_run, tmp_path):
+    import aekit
+    from aekit.apps.export import export_onnx
+
+    run = aekit.load(fcn_run[0])
+    for part in ("both", "decoder"):
+        check = export_onnx(run, tmp_path / f"{part}.onnx", part=part)
+        assert check["max_abs_diff"] <= 1e-5 and check["batches_checked"] == [1, 4, 13]
+    import onnxruntime
+
+    session = onnxruntime.InferenceSession(str(tmp_path / "both.onnx"), providers=["CPUExecutionProvider"])
+    x = np.random.default_rng(0).random((2, 3, 36, 52), dtype=np.float32)  # a size never checked above
+    assert session.run(None, {"input": x})[0].shape == (2, 3, 36, 52)

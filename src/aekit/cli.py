@@ -711,17 +711,35 @@ def _generate_music(run, args: argparse.Namespace) -> int:
 
 def cmd_embed(args: argparse.Namespace) -> int:
     import aekit
-    from aekit.apps.embed import write_codes
+    from aekit.apps.embed import pool_codes, write_codes
     from aekit.fileio import new_output
 
     output = new_output(args.output, args.force)
     if output.suffix.lower() not in (".npy", ".npz", ".csv"):
         raise DataError(f"{output}: unknown output type for codes (use .npy, .npz or .csv)")
     run = aekit.load(args.run, device=args.device)
-    data = run.prepare(run.load_data(args.input, args.split, limit=args.limit, missing=args.missing))
-    codes = run.encode(data, batch_size=args.batch_size, progress="embedding")
+    from aekit.apps.images import takes_any_size
+
+    if takes_any_size(run, args.input):  # a fully convolutional run on an image folder: spatial codes
+        from aekit.apps.embed import check_codes_output
+        from aekit.apps.images import image_codes, load_images
+        from aekit.models.fcn import geometry
+
+        data = load_images(run, args.input, progress=True)
+        if args.pool == "none":  # refuse an output that cannot hold these codes before encoding
+            stride, c = geometry(run.model)[0], run.model.config.latent_dim
+            c *= data.channels if run.model.input_shape[0] == 1 else 1  # grey model: channel by channel
+            check_codes_output(output, [(c, -(-h // stride), -(-w // stride)) for h, w in data.sizes])
+        codes = list(image_codes(run, data, progress=True))
+    else:
+        data = run.prepare(run.load_data(args.input, args.split, limit=args.limit, missing=args.missing))
+        codes = run.encode(data, batch_size=args.batch_size, progress="embedding")
+    if args.pool != "none" and codes[0].ndim > 1:
+        codes = pool_codes(codes, args.pool)
     write_codes(output, codes, data, force=args.force)
-    print(f"wrote {codes.shape[0]} codes of size {codes.shape[1]} to {output}")
+    shapes = {tuple(c.shape) for c in codes}
+    shape = "x".join(map(str, shapes.pop())) if len(shapes) == 1 else "per-image shape"
+    print(f"wrote {len(codes)} codes of {shape} to {output}")
     return 0
 
 
@@ -933,6 +951,12 @@ def build_parser() -> argparse.ArgumentParser:
     _add_output(p, "output", "codes.npy, codes.npz or codes.csv")
     _add_data_options(p)
     p.add_argument("--batch-size", type=_count, default=1024)
+    p.add_argument(
+        "--pool",
+        default="none",
+        choices=("none", "mean", "max"),
+        help="fully convolutional runs: spatial codes as they are (none) or one vector per image",
+    )
     p.add_argument("--force", action="store_true")
     p.add_argument("--device", default="cpu")
     p = sub.add_parser("export", help="export the encoder, decoder or both to ONNX (checked)")

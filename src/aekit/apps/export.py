@@ -1,7 +1,10 @@
 """Export a run's encoder and/or decoder to ONNX, checked against PyTorch before success is reported.
 
 Uses torch's ONNX exporter, which needs the optional ``onnxscript`` package, and ONNX Runtime
-for the check (``pip install -c constraints.txt -e ".[onnx]"``). The batch dimension is dynamic.
+for the check (``pip install -c constraints.txt -e ".[onnx]"``). The batch dimension is dynamic;
+for fully convolutional runs (``model.arch=fcn``) so are height and width: the graph takes any
+image whose sides are multiples of the model's stride (pad first, as
+:func:`aekit.data.patches.pad_to_multiple` does) and its spatial code (C, H/stride, W/stride).
 """
 
 from __future__ import annotations
@@ -82,7 +85,7 @@ def export_onnx(run: Run, path: str | Path, part: str = "both", batch: int = 4) 
             'missing): pip install -c constraints.txt -e ".[onnx]"'
         ) from None
     module = _Part(model, part).eval()
-    shape = (model.config.latent_dim,) if part == "decoder" else model.input_shape
+    shape, dims, sizes = _geometry(model, part, batch)
     g = torch.Generator().manual_seed(0)
     example = torch.rand(batch, *shape, generator=g)
     path = Path(path)
@@ -94,16 +97,15 @@ def export_onnx(run: Run, path: str | Path, part: str = "both", batch: int = 4) 
                 str(tmp),
                 input_names=["input"],
                 output_names=["output"],
-                dynamic_shapes={"x": {0: torch.export.Dim("batch", min=1)}},
+                dynamic_shapes={"x": dims},
                 dynamo=True,
                 external_data=False,
                 verbose=False,
             )
         session = onnxruntime.InferenceSession(str(tmp), providers=["CPUExecutionProvider"])
         worst = 0.0
-        sizes = (1, batch, 3 * batch + 1)  # the batch dimension really is dynamic
-        for n in sizes:
-            x = torch.rand(n, *shape, generator=g)
+        for size in sizes:
+            x = torch.rand(*size, generator=g)
             with torch.no_grad():
                 want = module(x).numpy()
             got = session.run(None, {"input": x.numpy()})[0]
@@ -114,4 +116,24 @@ def export_onnx(run: Run, path: str | Path, part: str = "both", batch: int = 4) 
             raise AekitError(
                 f"{path}: ONNX Runtime differs from PyTorch by {worst:.2e} (> {TOLERANCE:g}); not written"
             )
-    return {"max_abs_diff": worst, "batches_checked": list(sizes)}
+    return {"max_abs_diff": worst, "batches_checked": sorted({size[0] for size in sizes})}
+
+
+def _geometry(model: nn.Module, part: str, batch: int) -> tuple[tuple[int, ...], dict, list[tuple[int, ...]]]:
+    """The example input's shape (without the batch), its dynamic dimensions for the exporter, and
+    the input sizes to check ONNX Runtime on: several batch sizes and, for fully convolutional
+    models, several heights and widths (multiples of the stride)."""
+    batches = (1, batch, 3 * batch + 1)  # the batch dimension really is dynamic
+    dims: dict = {0: torch.export.Dim("batch", min=1)}
+    if not model.any_size:
+        shape = (model.config.latent_dim,) if part == "decoder" else tuple(model.input_shape)
+        return shape, dims, [(n, *shape) for n in batches]
+    from aekit.models.fcn import geometry
+
+    stride, _ = geometry(model)
+    c, h, w = model.input_shape
+    if part == "decoder":  # the spatial code of an image of the training size
+        c, h, w, stride = model.config.latent_dim, h // stride, w // stride, 1
+    dims |= {2: torch.export.Dim.DYNAMIC, 3: torch.export.Dim.DYNAMIC}
+    sides = [(h, w), (h + stride, 2 * w), (3 * stride, w + 5 * stride)]  # taller, wider, odd multiples
+    return (c, h, w), dims, [(n, c, a, b) for n in batches for a, b in sides]

@@ -20,7 +20,7 @@ from torch import Tensor
 
 from aekit.data.corrupt import Level, corrupt
 from aekit.data.images import IMAGE_SUFFIXES, ImageSet, read_images, say
-from aekit.data.patches import apply_whole
+from aekit.data.patches import apply_whole, pad_to_multiple
 from aekit.errors import ConfigError, DataError
 from aekit.fileio import atomic_write_bytes, new_output
 from aekit.models.fcn import geometry
@@ -67,6 +67,29 @@ def reconstructions(
     run.model.eval()
     for i in track(range(len(images)), "images", unit="image", enabled=progress):
         yield apply_image(run, lambda t: run.model.reconstruct(t), images.image(i), tile)
+
+
+def image_codes(run, images: ImageSet, progress: bool = False) -> Iterator[np.ndarray]:
+    """Each image's spatial code, float32 (C, H', W') with H' = ceil(H / stride), W' likewise.
+
+    The image is reflect-padded to the model's stride (as for reconstruction), so code cell
+    (i, j) covers pixels [i*stride, (i+1)*stride) x [j*stride, (j+1)*stride) of the image. A
+    one-channel model encodes each channel of a colour image as a grey image: C is then
+    the code channels times the image channels, channel by channel.
+    """
+    from aekit.progress import track
+
+    if not run.model.any_size:
+        raise ConfigError(f"{run.path}: images of any size need a fully convolutional run (model.arch=fcn)")
+    run.model.eval()
+    stride, _ = geometry(run.model)
+    for i in track(range(len(images)), "images", unit="image", enabled=progress):
+        x = images.image(i)
+        if run.model.input_shape[0] == 1 and x.shape[1] > 1:
+            x = x.reshape(-1, 1, *x.shape[-2:])  # (C, 1, H, W): channels as a batch of grey images
+        with torch.no_grad():
+            z = run.model.encode(pad_to_multiple(x.to(run.device), stride)).float().cpu()
+        yield z.reshape(-1, *z.shape[-2:]).numpy()
 
 
 def encode_image(image: Tensor) -> np.ndarray:
