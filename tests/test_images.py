@@ -349,3 +349,18 @@ def test_onnx_export_of_an_fcn_run_takes_any_multiple_of_the_stride(fcn_run, tmp
     session = onnxruntime.InferenceSession(str(tmp_path / "both.onnx"), providers=["CPUExecutionProvider"])
     x = np.random.default_rng(0).random((2, 3, 36, 52), dtype=np.float32)  # a size never checked above
     assert session.run(None, {"input": x})[0].shape == (2, 3, 36, 52)
+
+
+def test_patches_train_a_fully_convolutional_model_unless_an_arch_is_chosen(tmp_path, capsys):
+    from aekit.training.run import patches_make_fcn
+
+    folder = make_folder(tmp_path / "photos")
+    run = tmp_path / "run"
+    assert main(["train", "--data", str(folder), "--patch", "16", "--model", "denoising", "--epochs", "1",
+                 "--batch-size", "8", "--out", str(run), "--quiet"]) == 0  # fmt: skip
+    assert json.loads((run / "config.json").read_text())["model"]["arch"] == "fcn"
+    assert "--patch: training a fully convolutional model" in capsys.readouterr().out
+    chosen = [{"model": {"name": "denoising", "arch": "conv"}, "data": {"patch": 16}}]
+    assert not patches_make_fcn(chosen)  # an arch the user chose stays
+    assert not patches_make_fcn([{"model": {"name": "sparse"}, "data": {"patch": 16}}])  # no fcn form
+    assert not patches_make_fcn([{"model": {"name": "denoising"}}])  # no patches

@@ -266,6 +266,14 @@ def train_layers(args: argparse.Namespace) -> tuple[list[dict[str, Any]], list[s
         flags[section][name] = _value(value)
     layers.append(flags)
     _check_model_flags(flags["model"].get("name") or earlier or "dense", args)
+    if args.patch:
+        from aekit.training.run import patches_make_fcn
+
+        if patches_make_fcn(layers):
+            notes.append(
+                "--patch: training a fully convolutional model (model.arch=fcn), which takes images of any "
+                "size; --set model.arch=conv trains one for the patch's size only"
+            )
     return layers, notes
 
 

@@ -25,7 +25,7 @@ from aekit.data.patches import PatchDataset
 from aekit.errors import DataError
 from aekit.evaluation.metrics import summarize
 from aekit.models.fcn import check_training_size, geometry, whole_images
-from aekit.models.registry import build_model
+from aekit.models.registry import build_model, get_spec
 from aekit.training import checkpoint
 from aekit.training.callbacks import EarlyStopping
 from aekit.training.trainer import Trainer, resolve_device
@@ -201,13 +201,27 @@ def default_model(data: ArrayDataset, images: str | None = None) -> str | None:
     return None
 
 
+def patches_make_fcn(layers: list[dict[str, Any]]) -> bool:
+    """Whether training on patches makes the model fully convolutional (``model.arch=fcn``): the
+    data config asks for ``patch``, no layer chooses ``model.arch``, and the model has a fully
+    convolutional form. Patches exist to apply a model to whole images of any size afterwards,
+    which only a fully convolutional model can; one of the patch's size stays a choice away."""
+    if any("arch" in (layer.get("model") or {}) for layer in layers):
+        return False
+    config = resolve(layers)
+    return bool(config.data.patch) and get_spec(config.model).cls.fully_convolutional
+
+
 def configure(layers: list[dict[str, Any]], data: ArrayDataset, *, images: str | None = None) -> RunConfig:
-    """Resolve settings for ``data``: its shape, its classes, what a table decides, and the
-    model :func:`default_model` picks when no layer names one."""
+    """Resolve settings for ``data``: its shape, its classes, what a table decides, the model
+    :func:`default_model` picks when no layer names one, and ``arch=fcn`` for training on
+    patches (:func:`patches_make_fcn`)."""
     if not any((layer.get("model") or {}).get("name") for layer in layers):
         name = default_model(data, images)
         if name is not None:
             layers = [{"model": {"name": name}}, *layers]
+    if patches_make_fcn(layers):
+        layers = [{"model": {"arch": "fcn"}}, *layers]
     return resolve(
         layers,
         input_shape=data.shape,
