@@ -137,6 +137,7 @@ CLI_PARSER_BUILDERS = {  # help texts
     "_add_output",
     "_add_data_options",
     "_add_image_flags",
+    "_add_whole_image_flags",
 }
 CLI_CONSTANTS = {
     "TRAIN_FLAGS": "train",

@@ -364,3 +364,17 @@ def test_patches_train_a_fully_convolutional_model_unless_an_arch_is_chosen(tmp_
     assert not patches_make_fcn(chosen)  # an arch the user chose stays
     assert not patches_make_fcn([{"model": {"name": "sparse"}, "data": {"patch": 16}}])  # no fcn form
     assert not patches_make_fcn([{"model": {"name": "denoising"}}])  # no patches
+
+
+def test_bf16_precision_stays_close_to_fp32_and_unknown_ones_are_refused(fcn_run, tmp_path):
+    import aekit
+    from aekit.apps.images import apply_image
+
+    run = aekit.load(fcn_run[0])
+    x = torch.from_numpy(smooth_image(37, 45, 3).transpose(2, 0, 1)[None] / 255.0).float()
+    exact = apply_image(run, run.model.reconstruct, x)
+    fast = apply_image(run, run.model.reconstruct, x, precision="bf16")
+    assert fast.dtype == torch.float32 and fast.shape == exact.shape == x.shape
+    assert 0 < float((fast - exact).abs().max()) < 0.05  # bf16 really ran, and stayed close
+    with pytest.raises(ConfigError, match="unknown precision 'fp16'"):
+        apply_image(run, run.model.reconstruct, x, precision="fp16")

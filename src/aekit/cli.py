@@ -192,6 +192,17 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     _add_image_flags(p)
 
 
+def _add_whole_image_flags(p: argparse.ArgumentParser) -> None:
+    """How a fully convolutional run goes over whole images: in tiles, at which precision."""
+    p.add_argument("--tile", type=_count, help="fully convolutional runs: process large images in NxN tiles")
+    p.add_argument(
+        "--precision",
+        default="fp32",
+        choices=("fp32", "bf16"),
+        help="fully convolutional runs: bf16 autocast, about 2x faster on recent CPUs (outputs within ~1e-2)",
+    )
+
+
 def _add_image_flags(p: argparse.ArgumentParser) -> None:
     """Image-folder flags of train (see aekit.data.images); they fill the config's data section."""
     g = p.add_argument_group("image folders")
@@ -398,7 +409,7 @@ def _any_size(run, args: argparse.Namespace, what: str = "reconstructed") -> boo
         noise = parse_noise(args.add_noise)
     r = restore_folder(
         run, args.input, args.output, tile=args.tile, add_noise=noise, clean=getattr(args, "clean", None),
-        seed=getattr(args, "seed", 0), force=args.force, progress=True,
+        seed=getattr(args, "seed", 0), force=args.force, progress=True, precision=args.precision,
     )  # fmt: skip
     print(f"{what} {r['n']} images with {args.run} -> {args.output}/ (same names and sizes)")
     for k, label in (("psnr", "PSNR (dB)"), ("ssim", "SSIM")):
@@ -839,7 +850,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=_count, default=1024)
     p.add_argument("--force", action="store_true", help="replace an existing output")
     p.add_argument("--device", default="cpu")
-    p.add_argument("--tile", type=_count, help="fully convolutional runs: process large images in NxN tiles")
+    _add_whole_image_flags(p)
     p = sub.add_parser("denoise", help="denoise IDX, .npy or an image folder with a trained run")
     p.add_argument("run")
     p.add_argument("input", help="the noisy images (or the clean ones with --add-noise)")
@@ -856,7 +867,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=_count, default=1024)
     p.add_argument("--force", action="store_true", help="replace existing outputs")
     p.add_argument("--device", default="cpu")
-    p.add_argument("--tile", type=_count, help="fully convolutional runs: process large images in NxN tiles")
+    _add_whole_image_flags(p)
     p = sub.add_parser("detect", help="anomaly detection: fit a detector, score data")
     dsub = p.add_subparsers(dest="detect_command", required=True, metavar="fit|score|clean")
     p = dsub.add_parser("fit", help="train a detector on normal data and calibrate its threshold")

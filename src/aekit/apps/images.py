@@ -43,21 +43,31 @@ def load_images(run, source: str | Path, progress: bool = False) -> ImageSet:
     return images
 
 
-def apply_image(run, fn, x: Tensor, tile: int | None = None) -> Tensor:
+PRECISIONS = ("fp32", "bf16")
+
+
+def apply_image(run, fn, x: Tensor, tile: int | None = None, precision: str = "fp32") -> Tensor:
     """``fn`` (a model method, image in -> image out) on (B, C, H, W) of any size; same size out.
-    A one-channel model takes each channel of a colour image as a grey image."""
+    A one-channel model takes each channel of a colour image as a grey image.
+
+    ``precision="bf16"`` runs the convolutions under bfloat16 autocast (about twice as fast on
+    CPUs with AVX-512 BF16 or AMX; outputs differ from fp32 by a few 1e-3); the result is float32.
+    """
+    if precision not in PRECISIONS:
+        raise ConfigError(f"unknown precision {precision!r} (expected fp32 or bf16)")
     stride, margin = geometry(run.model)
     b, c, h, w = x.shape
     per_channel = run.model.input_shape[0] == 1 and c > 1
     if per_channel:
         x = x.reshape(b * c, 1, h, w)
-    with torch.no_grad():
-        out = apply_whole(fn, x.to(run.device), stride, tile=tile, margin=margin).float().cpu()
+    device = torch.device(run.device)
+    with torch.no_grad(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
+        out = apply_whole(fn, x.to(device), stride, tile=tile, margin=margin).float().cpu()
     return out.reshape(b, c, h, w) if per_channel else out
 
 
 def reconstructions(
-    run, images: ImageSet, tile: int | None = None, progress: bool = False
+    run, images: ImageSet, tile: int | None = None, progress: bool = False, precision: str = "fp32"
 ) -> Iterator[Tensor]:
     """Each image's reconstruction (for a denoiser: the denoised image), (1, C, H, W) in [0, 1]."""
     from aekit.progress import track
@@ -66,7 +76,7 @@ def reconstructions(
         raise ConfigError(f"{run.path}: images of any size need a fully convolutional run (model.arch=fcn)")
     run.model.eval()
     for i in track(range(len(images)), "images", unit="image", enabled=progress):
-        yield apply_image(run, lambda t: run.model.reconstruct(t), images.image(i), tile)
+        yield apply_image(run, lambda t: run.model.reconstruct(t), images.image(i), tile, precision)
 
 
 def image_codes(run, images: ImageSet, progress: bool = False) -> Iterator[np.ndarray]:
@@ -131,6 +141,7 @@ def restore_folder(
     seed: int = 0,
     force: bool = False,
     progress: bool = False,
+    precision: str = "fp32",
 ) -> dict[str, float]:
     """Reconstruct (or denoise) every image in ``source`` into the folder ``output``, same names, same sizes.
 
@@ -142,6 +153,7 @@ def restore_folder(
         add_noise: (kind, level): corrupt each input first (seeded); the input is then the clean reference.
         clean: A folder of the clean images under the same names, for PSNR/SSIM.
         seed: Seed of ``add_noise``.
+        precision: ``fp32``, or ``bf16`` autocast (faster on recent CPUs; see :func:`apply_image`).
 
     Returns:
         ``n`` and, with a clean reference, the mean ``psnr``/``ssim`` of the input and the output.
@@ -159,7 +171,7 @@ def restore_folder(
                  for i in range(len(images))]  # fmt: skip
         images = ImageSet([_raw(x) for x in noisy], images.ids, images.name)
     sums: dict[str, float] = {}
-    for i, restored in enumerate(reconstructions(run, images, tile, progress)):
+    for i, restored in enumerate(reconstructions(run, images, tile, progress, precision)):
         target = out / images.ids[i]
         target.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_bytes(target, image_bytes(restored, images.ids[i]))
