@@ -57,6 +57,17 @@ def test_resume_from_state_equals_uninterrupted(digits_small):
         assert torch.equal(va, vb)
 
 
+def test_cpu_bf16_trains_in_bfloat16_with_float32_weights(digits_small):
+    plain, plain_history = fit(digits_small, epochs=3, lr=3e-3)
+    fast, history = fit(digits_small, epochs=3, lr=3e-3, cpu_bf16=True)
+    with fast._autocast():
+        assert fast.model.encode(torch.rand(2, 784)).dtype == torch.bfloat16  # the autocast is on
+    assert all(p.dtype == torch.float32 for p in fast.model.parameters())
+    assert history[-1]["val/loss"] < history[0]["val/loss"]  # it learns
+    assert history[-1]["val/loss"] != plain_history[-1]["val/loss"]  # in other arithmetic
+    assert abs(history[-1]["val/loss"] - plain_history[-1]["val/loss"]) < 0.1 * plain_history[-1]["val/loss"]
+
+
 def test_nan_loss_stops_with_clear_error_or_is_skipped(digits_small):
     bad = digits_small.subset(torch.arange(64))
     bad.x = bad.x.float()

@@ -170,6 +170,9 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     for flag, (_, typ, help_) in TRAIN_FLAGS.items():
         p.add_argument(flag, type=typ, help=help_)
     p.add_argument("--no-amp", action="store_true", help="no mixed precision on CUDA")
+    p.add_argument(
+        "--cpu-bf16", action="store_true", help="bfloat16 autocast on the CPU (~2x with AVX-512 BF16)"
+    )
     p.add_argument("--latent-dim", type=_count, help="size of the code")
     p.add_argument("--hidden", type=_sizes, help="hidden layer sizes, e.g. 128,64")
     p.add_argument(
@@ -251,6 +254,8 @@ def train_layers(args: argparse.Namespace) -> tuple[list[dict[str, Any]], list[s
     }
     if args.no_amp:
         flags["train"]["amp"] = False
+    if args.cpu_bf16:
+        flags["train"]["cpu_bf16"] = True
     notes = []
     earlier = next((m["name"] for m in (x.get("model", {}) for x in reversed(layers)) if m.get("name")), None)
     if args.noise:
