@@ -295,7 +295,10 @@ def main() -> None:
         f"\n{args.model} on {args.data}, beta {args.beta}, free bits {args.free_bits}, "
         f"latent {args.latent_dim}"
     )
-    print(f"trained {args.epochs} epochs in {minutes:.1f} CPU-min on one thread (target: under 15)\n")
+    if args.load:
+        print(f"weights loaded from {args.load} (not trained here)\n")
+    else:
+        print(f"trained {args.epochs} epochs in {minutes:.1f} CPU-min on one thread (target: under 15)\n")
     print("| held-out reconstruction | accuracy |\n|---|---:|")
     print(f"| per 16th-note step | {step_acc:.3f} |\n| per note onset (target >= 0.90) | {note_acc:.3f} |\n")
     print(
