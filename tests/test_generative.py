@@ -155,3 +155,40 @@ def test_mutual_information_gap_is_high_for_axis_aligned_codes_and_low_for_mixed
     good, bad = mutual_information_gap(aligned, factors), mutual_information_gap(mixed, factors)
     assert good["mig"] > 0.9 and bad["mig"] < 0.5 * good["mig"]
     assert good["mi"].shape == (3, 3) and np.argmax(good["mi"], 1).tolist() == [0, 1, 2]
+
+
+def test_two_level_vae_with_the_upper_level_off_is_the_vae(batch):
+    """q(z2|z1) = p(z2) = N(0, I) and p(z1|z2) = N(0, I) (last layers zeroed): log p(z2) - log q(z2|z1)
+    is 0 draw by draw, so the log weights are the plain VAE's with the same networks and draws."""
+    two = make("two-level-vae", hidden=(64,), latent_dim=8, top_dim=3).eval()
+    vae = make("vae", hidden=(64,), latent_dim=8).eval()
+    vae.load_state_dict({k: v for k, v in two.state_dict().items() if not k.startswith(("up.", "down."))})
+    with torch.no_grad():
+        for net in (two.up, two.down):
+            net[-1].weight.zero_()
+            net[-1].bias.zero_()
+        torch.manual_seed(1)
+        w_two = two.log_weights(batch.x[:16], k=5)
+        torch.manual_seed(1)
+        w_vae = vae.log_weights(batch.x[:16], k=5)
+    assert torch.allclose(w_two, w_vae, atol=1e-4)
+
+
+def test_two_level_vae_bound_and_prior(batch):
+    model = _trained("two-level-vae", batch, top_dim=4)
+    x = batch.x[:32]
+    torch.manual_seed(0)
+    with torch.no_grad():
+        bounds = [
+            float(torch.stack([iw_bound(model.log_weights(x, k=k)).mean() for _ in range(8)]).mean())
+            for k in (1, 4, 16)
+        ]
+        elbo = float(torch.stack([model.loss(Batch(x, None))["elbo"] for _ in range(8)]).mean())
+    assert bounds == sorted(bounds)  # the importance-weighted bound tightens with K
+    assert bounds[0] == pytest.approx(elbo, rel=0.03)  # K = 1 is the training ELBO
+    z = model.prior_sample(500, torch.Generator().manual_seed(0))
+    assert z.shape == (500, 8) and torch.isfinite(z).all()
+    assert model.sample(3).shape == (3, 1, 28, 28)
+    assert model.kl_per_dim(x).shape == (8,)
+    with pytest.raises(NotImplementedError, match="no closed form"):
+        model.log_prior(z)

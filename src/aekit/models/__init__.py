@@ -12,6 +12,7 @@ from aekit.models import (  # noqa: F401  (each registers)
     regularized,
     tabular,
     tcvae,
+    twolevel,
     vae,
     vampprior,
     vqvae,
