@@ -55,18 +55,24 @@ def test_nll(model, data, k: int) -> float:
     return float(sum(float(model.nll(b.x, b.y, k=k).sum()) for b in Batches(sub, 250)) / len(sub))
 
 
-def run_model(name: str, train, test, args) -> dict:
+def run_model(name: str, train, test, args, bf16: bool = False) -> dict:
     torch.manual_seed(0)
     settings = {"name": name, "latent_dim": args.latent_dim, "hidden": args.hidden, **EXTRA.get(name, {})}
     config = resolve([{"model": settings}], input_shape=train.shape, num_classes=len(train.classes))
     model = build_model(name, config.model_config)
     cfg = TrainConfig(
-        epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, val_fraction=0, device="cpu"
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        val_fraction=0,
+        device="cpu",
+        cpu_bf16=bf16,
     )
     start = time.process_time()
     Trainer(model, cfg).fit(train)
     seconds = time.process_time() - start
-    row = {"model": name, "mse": test_mse(model, test), "samples/s": len(train) * args.epochs / seconds}
+    label = f"{name} (--cpu-bf16)" if bf16 else name
+    row = {"model": label, "mse": test_mse(model, test), "samples/s": len(train) * args.epochs / seconds}
     if model.has_likelihood:
         row["nll"] = test_nll(model, test, args.iw_samples)
     if getattr(model, "generative", False):
@@ -126,6 +132,7 @@ def main() -> None:
     parser.add_argument("--no-pythae", action="store_true")
     parser.add_argument("--pythae", nargs="*", default=list(PYTHAE), choices=PYTHAE, help="counterparts")
     parser.add_argument("--fresh", action="store_true", help="ignore the rows cached by earlier runs")
+    parser.add_argument("--bf16-too", action="store_true", help="each aekit model also with --cpu-bf16")
     args = parser.parse_args()
     args.iw_train_samples = EXTRA["iwae"]["iw_samples"]
     torch.set_num_threads(1)
@@ -160,6 +167,9 @@ def main() -> None:
     rows = [run_pca(train, test, args.latent_dim)]
     for name in args.models:
         rows.append(cached(name, lambda name=name: run_model(name, train, test, args)))
+        if args.bf16_too:
+            fast = cached(f"{name} bf16", lambda name=name: run_model(name, train, test, args, bf16=True))
+            rows.append(fast)
     for kind in [] if args.no_pythae else [k for k in args.pythae if k in args.models]:
         if row := cached(f"pythae {kind}", lambda kind=kind: run_pythae(kind, train, test, args)):
             rows.append(row)
