@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from aekit.apps.robust import SparsePart, model_space, shrink_l1, shrink_l21
+from aekit.apps.robust import SparsePart, model_space, shrink_l1, shrink_l20, shrink_l21
 from aekit.config import TrainConfig
 from aekit.data.dataset import ArrayDataset
 from aekit.errors import ConfigError
@@ -20,6 +20,8 @@ def test_shrinkages_are_the_proximal_maps():
     out = shrink_l21(r, 1.0)  # row norms: sqrt(10.25) and 0.5
     assert torch.allclose(out[0], r[0] * (1 - 1 / r[0].norm()))
     assert torch.equal(out[1], torch.zeros(3))
+    hard = shrink_l20(r, 1.0)  # the hard version: a row goes into S whole, or not at all
+    assert torch.equal(hard[0], r[0]) and torch.equal(hard[1], torch.zeros(3))
 
 
 def _planted(seed: int = 0):

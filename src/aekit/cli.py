@@ -838,7 +838,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--normal-class", help="train on this class only (name or index); test on all")
     _add_output(p, "out", "detector directory to create")
     p.add_argument("--model", default="auto", help="model (default: conv for images, dense for tables)")
-    p.add_argument("--score", default="auto", help="auto, mse, ssim, nll, latent or combined")
+    p.add_argument("--score", default="auto", help="auto, mse, ssim, nll, latent, knn, combined or codes")
     rule = p.add_mutually_exclusive_group()
     rule.add_argument("--fpr", type=float, help="target false-positive rate on normal data (default 0.01)")
     rule.add_argument("--percentile", type=float, help="threshold at this percentile of normal scores")
@@ -856,7 +856,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--window", type=_count, help="series: steps per window (default: the dominant period)")
     p.add_argument("--stride", type=_count, help="series: steps between scoring windows (default window/8)")
     p.add_argument(
-        "--robust", choices=("l1", "l21"), help="robust autoencoder for contaminated training data"
+        "--robust", choices=("l1", "l21", "l20"), help="robust autoencoder for contaminated training data"
     )
     p.add_argument(
         "--series-score", choices=("window", "step"), help="series: window (default) or step error"
