@@ -30,6 +30,7 @@ VARIANTS = {
     "base_s2": {"seed": 2},
     "wide": {"seed": 0, "model_options": {"channels": [64, 128]}},
     "base_e40": {"seed": 0, "epochs": 40},
+    "base_e30": {"seed": 0, "epochs": 30},
     "lat64": {"seed": 0, "latent_dim": 64},
 }
 
@@ -107,6 +108,8 @@ def parts(a: dict[str, np.ndarray]) -> dict[str, dict[str, np.ndarray]]:
     mu, sd = fit_code.mean(0), fit_code.std(0) + 1e-6
     pix = a["fit_err"].astype(np.float32).mean(0) + 1e-3
     gmm = {k: fit_mixture(fit_code, k, 0) for k in (1, 5, 10)}
+    both = np.r_[fit_code, a["fit_code_f"].astype(np.float64)]  # the mirror images as more normals
+    gmm_aug = fit_mixture(both, 5, 0)
     out = {}
     for split in ("cal", "valn", "vala"):
         s = {}
@@ -117,6 +120,8 @@ def parts(a: dict[str, np.ndarray]) -> dict[str, dict[str, np.ndarray]]:
             s["pixnorm" + tag] = (err / pix).mean(1)
             for k, g in gmm.items():
                 s[f"gmm{k}{tag}"] = -g.score_samples(code)
+            s["gmmaug5" + tag] = -gmm_aug.score_samples(code)
+            s["knnzaug20" + tag] = knn_score((both - mu) / sd, (code - mu) / sd, 20)
             for k in (1, 5, 20, 50, 100):
                 if k <= 20:
                     s[f"knn{k}{tag}"] = knn_score(fit_code, code, k)
@@ -160,6 +165,9 @@ def analyse(args) -> None:
             for n in singles:
                 combos[f"{name}:{n}"] = standardise(p, [n])
             for trio in (
+                ["gmmaug5", "knnzaug20"],
+                ["gmm5", "knnzaug20"],
+                ["mse", "gmmaug5", "knnzaug20"],
                 ["gmm5", "knnz20"],
                 ["gmm5", "knnz5"],
                 ["mse", "gmm5", "knnz20"],
@@ -204,6 +212,7 @@ def analyse(args) -> None:
                 ("pixnorm_tta", "knnz20_tta"),
                 ("mse", "knnz20"),
                 ("mse", "knnz50"),
+                ("gmm5", "knnz20"),
             ):
                 parts_ = [standardise(ps[s], [a, b]) for s in seeds]
                 combos[f"ens{len(seeds)}:{a}+{b}"] = {

@@ -24,7 +24,8 @@ Scores (``score``):
   code, one parametric and one not, and no reconstruction error (on a validation split of the
   Fashion-MNIST *training* set, scores of the code separated the classes better than any mix
   with the reconstruction error; see docs/benchmarks/one_class.md).
-- ``auto`` (default): ``nll`` for the VAE family, else ``combined``.
+- ``auto`` (default): ``nll`` for the VAE family, else ``codes`` for images and ``combined`` for
+  tables and features (``mse`` for series).
 
 The threshold is calibrated on normal data held out from training (``calibration_fraction``):
 the score that a share ``fpr`` of it exceeds, or a ``percentile`` of its scores, or, when the
@@ -282,7 +283,7 @@ class AnomalyDetector:
 
         config = configure([layer], fit_set, images="conv")
         score = c.score if c.score != "auto" or data.series is None else "mse"
-        score = _resolve_score(score, get_spec(config.model).cls)  # before training: fail early
+        score = _resolve_score(score, get_spec(config.model).cls, data.is_image)  # before training
         callbacks: list[Any] = [ProgressBar(progress)]
         described = fit_set.describe()
         if c.robust:  # the Robust Deep Autoencoder: train on X - S, S the sparse part
@@ -474,11 +475,12 @@ class AnomalyDetector:
         return det
 
 
-def _resolve_score(score: str, model) -> str:
-    """``auto`` -> ``nll`` for models with a likelihood, ``combined`` otherwise; a score the model
-    cannot give is an error."""
+def _resolve_score(score: str, model, images: bool = False) -> str:
+    """``auto`` -> ``nll`` for models with a likelihood, else ``codes`` for images (chosen on a
+    validation split of Fashion-MNIST's training set) and ``combined`` for other data; a score the
+    model cannot give is an error."""
     if score == "auto":
-        return "nll" if model.has_likelihood else "combined"
+        return "nll" if model.has_likelihood else "codes" if images else "combined"
     if score == "nll" and not model.has_likelihood:
         raise ConfigError(
             f"score 'nll' needs a model with a likelihood (vae, cvae), not {model.model_name!r}"
