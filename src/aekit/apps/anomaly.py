@@ -25,7 +25,10 @@ Scores (``score``):
   Fashion-MNIST *training* set, scores of the code separated the classes better than any mix
   with the reconstruction error; see docs/benchmarks/one_class.md).
 - ``auto`` (default): ``nll`` for the VAE family, else ``codes`` for images and ``combined`` for
-  tables and features (``mse`` for series).
+  tables and features (``mse`` for series); ``knn`` for robust detectors, with at least
+  ``contamination`` times the training rows as neighbours, so that a foreign code cannot find
+  only foreign neighbours (a mixture fitted to contaminated codes gives the foreign rows a
+  component of their own).
 
 The threshold is calibrated on normal data held out from training (``calibration_fraction``):
 the score that a share ``fpr`` of it exceeds, or a ``percentile`` of its scores, or, when the
@@ -39,8 +42,10 @@ Beyond images and tables (see :mod:`aekit.apps.series` and :mod:`aekit.apps.robu
   held-out end of each training series;
 - numeric arrays of any scale, (N, features) or (N, T), get a robust per-feature scaling (median
   and interquartile range) learned in ``fit`` and saved with the detector;
-- ``robust="l21"`` or ``"l1"`` trains the Robust Deep Autoencoder on contaminated data; its
-  sparse part takes about ``contamination`` of the training data (0.05 when not given).
+- ``robust="l20"``, ``"l21"`` or ``"l1"`` trains the Robust Deep Autoencoder on contaminated
+  data; its sparse part takes about ``contamination`` of the training data (0.05 when not given).
+  ``l20`` (whole rows out, the hard version of ``l21``) did best on a validation split of the
+  Fashion-MNIST training set; see docs/benchmarks/contamination.md.
 """
 
 from __future__ import annotations
@@ -157,7 +162,7 @@ class AnomalyDetector:
         window, stride: Series: steps per window (default: the dominant period) and between the
             windows that score a series (default: window / 8).
         series_score: Series: ``window`` (each window's error, mapped back to its steps) or ``step``.
-        robust: ``l21`` or ``l1``: train the Robust Deep Autoencoder (for contaminated training data).
+        robust: ``l20``, ``l21`` or ``l1``: train the Robust Deep Autoencoder (contaminated training data).
 
     Attributes (after fit): ``run_`` (the trained model), ``score_`` (the score in use),
     ``threshold_`` (on the anomaly score), ``offset_`` (= -threshold_, scikit-learn's convention),
@@ -283,6 +288,8 @@ class AnomalyDetector:
 
         config = configure([layer], fit_set, images="conv")
         score = c.score if c.score != "auto" or data.series is None else "mse"
+        if score == "auto" and c.robust:  # a mixture would give the foreign rows a component of their own
+            score = "knn"
         score = _resolve_score(score, get_spec(config.model).cls, data.is_image)  # before training
         callbacks: list[Any] = [ProgressBar(progress)]
         described = fit_set.describe()
@@ -305,7 +312,10 @@ class AnomalyDetector:
             if "latent" in needs:
                 self.density_ = fit_mixture(codes, c.mixture_components, c.seed)  # float64: scores repeat
             if "knn" in needs:
-                self.neighbors_ = NearestCodes.fit(codes, c.neighbors)
+                k = c.neighbors
+                if c.robust:  # more neighbours than foreign rows may remain: never all foreign
+                    k = max(k, int(np.ceil((c.contamination or 0.05) * len(codes))))
+                self.neighbors_ = NearestCodes.fit(codes, k)
         if self.score_ in MIXES:
             for name, values in self._parts(calibration).items():
                 q25, q50, q75 = np.percentile(values, [25, 50, 75])
