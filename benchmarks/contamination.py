@@ -4,9 +4,12 @@ For each normal class c and each contamination rate p (0, 5, 10, 20%): the train
 ``--train-size`` images, of which a share p are training images of the other nine classes (drawn
 at random, seeded); the test set is all 10,000 test images, c the normal class. In one run:
 
-- the plain detector (conv autoencoder, ``combined`` score) with ``contamination=p``;
-- the robust detector: the same with ``robust="l21"`` (the Robust Deep Autoencoder's L2,1 split,
-  Zhou & Paffenroth, KDD 2017), ``contamination=p`` (which also sets its shrinkage);
+- the plain detector (conv autoencoder, its default score for images, ``codes``) with
+  ``contamination=p``;
+- the robust detector: the same with ``robust`` (``--robust``, default ``l20``: the hard version
+  of the Robust Deep Autoencoder's L2,1 split, Zhou & Paffenroth, KDD 2017), ``contamination=p``
+  (which also sets its shrinkage), and its default score for robust training: the distance to
+  the nearest training codes that the split kept, with at least p times the rows as neighbours;
 - PyOD's ``AutoEncoder`` with ``contamination=p`` (when ``pyod`` is installed);
 
 AUROC x100 on the test set for each, and, for ``detect clean`` with the robust detector, the
