@@ -445,6 +445,7 @@ def cmd_denoise(args: argparse.Namespace) -> int:
 
 DETECT_OPTIONS = ("model", "score", "device", "fpr", "percentile", "contamination", "epochs", "latent_dim")
 DETECT_OPTIONS += ("seed", "iw_samples", "lr", "batch_size", "window", "stride", "series_score", "robust")
+DETECT_OPTIONS += ("neighbors",)
 
 
 def cmd_detect_fit(args: argparse.Namespace) -> int:
@@ -848,6 +849,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=_count, help="samples per step (default 128)")
     p.add_argument("--latent-dim", type=_count)
     p.add_argument("--iw-samples", type=_natural, help="nll score: importance samples")
+    p.add_argument("--neighbors", type=_count, help="knn and codes scores: nearest training codes (20)")
     p.add_argument("--seed", type=int)
     _add_data_options(p, split=False)
     p.add_argument("--id-column", help=ID_HELP)
