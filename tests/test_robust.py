@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from aekit.apps.robust import SparsePart, model_space, shrink_l1, shrink_l21
+from aekit.apps.robust import SparsePart, model_space, shrink_l1, shrink_l20, shrink_l21
 from aekit.config import TrainConfig
 from aekit.data.dataset import ArrayDataset
 from aekit.errors import ConfigError
@@ -20,6 +20,8 @@ def test_shrinkages_are_the_proximal_maps():
     out = shrink_l21(r, 1.0)  # row norms: sqrt(10.25) and 0.5
     assert torch.allclose(out[0], r[0] * (1 - 1 / r[0].norm()))
     assert torch.equal(out[1], torch.zeros(3))
+    hard = shrink_l20(r, 1.0)  # the hard version: a row goes into S whole, or not at all
+    assert torch.equal(hard[0], r[0]) and torch.equal(hard[1], torch.zeros(3))
 
 
 def _planted(seed: int = 0):
@@ -33,12 +35,13 @@ def _planted(seed: int = 0):
     return low.astype(np.float32), s.astype(np.float32), bad
 
 
-def test_the_split_recovers_a_planted_sparse_part():
+@pytest.mark.parametrize("norm", ["l21", "l20"])
+def test_the_split_recovers_a_planted_sparse_part(norm):
     low, s, bad = _planted()
     train = model_space(ArrayDataset(low + s, name="planted"))
     torch.manual_seed(0)
     model = build_model("dense", input_shape=(20,), hidden=(16,), latent_dim=2, output_activation="none")
-    split = SparsePart(train, norm="l21", rate=0.1)
+    split = SparsePart(train, norm=norm, rate=0.1)
     cfg = TrainConfig(epochs=60, batch_size=32, lr=5e-3, val_fraction=0.0, device="cpu")
     Trainer(model, cfg, [split]).fit(train)
     found = np.flatnonzero(split.s.flatten(1).norm(dim=1).numpy() > 0)
@@ -68,6 +71,8 @@ def test_a_robust_detector_saves_its_shrinkage_and_fits_its_density_on_kept_rows
     )
     det.fit(low + s)
     assert det.lambda_ > 0
+    # auto score: the nearest codes, with more neighbours than the foreign rows that may remain
+    assert det.score_ == "knn" and det.neighbors_.k >= 0.1 * len(det.neighbors_.codes)
     back = AnomalyDetector.load(det.save(tmp_path / "det"))
     assert back.lambda_ == det.lambda_ and back.robust == "l21"
     scores = det.anomaly_score(low + s)

@@ -469,6 +469,7 @@ def cmd_denoise(args: argparse.Namespace) -> int:
 
 DETECT_OPTIONS = ("model", "score", "device", "fpr", "percentile", "contamination", "epochs", "latent_dim")
 DETECT_OPTIONS += ("seed", "iw_samples", "lr", "batch_size", "window", "stride", "series_score", "robust")
+DETECT_OPTIONS += ("neighbors",)
 
 
 def cmd_detect_fit(args: argparse.Namespace) -> int:
@@ -880,7 +881,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--normal-class", help="train on this class only (name or index); test on all")
     _add_output(p, "out", "detector directory to create")
     p.add_argument("--model", default="auto", help="model (default: conv for images, dense for tables)")
-    p.add_argument("--score", default="auto", help="auto, mse, ssim, nll, latent or combined")
+    p.add_argument("--score", default="auto", help="auto, mse, ssim, nll, latent, knn, combined or codes")
     rule = p.add_mutually_exclusive_group()
     rule.add_argument("--fpr", type=float, help="target false-positive rate on normal data (default 0.01)")
     rule.add_argument("--percentile", type=float, help="threshold at this percentile of normal scores")
@@ -890,6 +891,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=_count, help="samples per step (default 128)")
     p.add_argument("--latent-dim", type=_count)
     p.add_argument("--iw-samples", type=_natural, help="nll score: importance samples")
+    p.add_argument("--neighbors", type=_count, help="knn and codes scores: nearest training codes (20)")
     p.add_argument("--seed", type=int)
     _add_data_options(p, split=False)
     p.add_argument("--id-column", help=ID_HELP)
@@ -898,7 +900,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--window", type=_count, help="series: steps per window (default: the dominant period)")
     p.add_argument("--stride", type=_count, help="series: steps between scoring windows (default window/8)")
     p.add_argument(
-        "--robust", choices=("l1", "l21"), help="robust autoencoder for contaminated training data"
+        "--robust", choices=("l1", "l21", "l20"), help="robust autoencoder for contaminated training data"
     )
     p.add_argument(
         "--series-score", choices=("window", "step"), help="series: window (default) or step error"

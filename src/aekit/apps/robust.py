@@ -9,10 +9,14 @@ a sparse part ``S`` that it does not, by alternating (the paper's ADMM-like sche
 
 Two shrinkages, as in the paper: ``l1`` (each value: ``sign(r) max(|r| - lam, 0)``, for scattered
 bad values: a few broken pixels or glitches) and ``l21`` (each sample's residual row scaled by
-``max(1 - lam / ||r||, 0)``, for whole bad samples: mislabelled or foreign images). ``lam`` is
+``max(1 - lam / ||r||, 0)``, for whole bad samples: mislabelled or foreign images). A third,
+``l20``, is the hard version of ``l21`` (the proximal map of ``lam`` times the number of non-zero
+rows): a row whose residual norm exceeds ``lam`` goes into ``S`` whole, so ``L`` is the model's own
+reconstruction there and the row stops pulling the model towards it (with ``l21`` the residual
+keeps a norm of ``lam``, so the model still learns part of every foreign row). ``lam`` is
 either given or, with a ``rate`` (the expected contamination), set at every update to the
-``1 - rate`` quantile of the residual row norms (``l21``) or of the absolute residuals (``l1``),
-so that about that share of rows (values) lands in ``S``.
+``1 - rate`` quantile of the residual row norms (``l21``, ``l20``) or of the absolute residuals
+(``l1``), so that about that share of rows (values) lands in ``S``.
 
 :class:`SparsePart` does step 2 after every epoch and writes ``L`` into the training tensor in
 place, so the one training loop runs unchanged (a callback, not a second trainer).
@@ -27,7 +31,7 @@ from torch import Tensor
 from aekit.data.dataset import ArrayDataset, Scaling
 from aekit.errors import ConfigError
 
-NORMS = ("l1", "l21")
+NORMS = ("l1", "l21", "l20")
 
 
 def shrink_l1(r: Tensor, lam: float) -> Tensor:
@@ -46,17 +50,30 @@ def shrink_l21(r: Tensor, lam: float) -> Tensor:
     return r * factor.reshape(-1, *([1] * (r.ndim - 1)))
 
 
+def shrink_l20(r: Tensor, lam: float) -> Tensor:
+    """Each sample's residual kept whole when its norm exceeds ``lam``, else zero (the proximal map
+    of ``lam**2 / 2`` times the number of non-zero rows: hard thresholding of rows).
+
+    Shape:
+        r: (N, *shape); rows are samples.
+    """
+    keep = r.flatten(1).norm(dim=1) > lam
+    return r * keep.reshape(-1, *([1] * (r.ndim - 1)))
+
+
 def shrink(r: Tensor, lam: float, norm: str) -> Tensor:
     if norm == "l1":
         return shrink_l1(r, lam)
     if norm == "l21":
         return shrink_l21(r, lam)
+    if norm == "l20":
+        return shrink_l20(r, lam)
     raise ConfigError(f"robust: norm must be one of {', '.join(NORMS)}, not {norm!r}")
 
 
 def auto_lambda(r: Tensor, norm: str, rate: float) -> float:
     """The shrinkage that sends about a share ``rate`` of the rows (l21) or values (l1) into S."""
-    values = r.flatten(1).norm(dim=1) if norm == "l21" else r.abs().flatten()
+    values = r.abs().flatten() if norm == "l1" else r.flatten(1).norm(dim=1)
     if values.numel() > 2_000_000:  # torch.quantile's limit; a strided sample is as good
         values = values[:: values.numel() // 1_000_000 + 1]
     return float(torch.quantile(values.double(), 1 - rate))
@@ -85,7 +102,7 @@ class SparsePart:
     Args:
         train: The training data in model space (see :func:`model_space`); its ``x`` tensor is
             overwritten with ``X - S`` after every epoch (a copy of ``X`` is kept here).
-        norm: ``l1`` or ``l21``.
+        norm: ``l1``, ``l21`` or ``l20``.
         rate: The expected share of anomalies; sets ``lam`` at every update when ``lam`` is None.
         lam: A fixed shrinkage instead.
         warmup: Epochs trained on ``X`` before the first split.
@@ -114,7 +131,7 @@ class SparsePart:
 
     def kept(self) -> Tensor:
         """Rows outside the sparse part: all but the ``rate`` share with the largest ``||S_i||``
-        (for ``l21`` these are the rows whose S is zero). Shape: (N,) bool."""
+        (for ``l21`` and ``l20`` these are the rows whose S is zero). Shape: (N,) bool."""
         norms = self.s.flatten(1).norm(dim=1)
         if self.rate is None:
             return norms == 0

@@ -1,7 +1,8 @@
-"""A Gaussian mixture over latent codes (scikit-learn's), saved and loaded without pickle.
+"""Densities of latent codes, saved and loaded without pickle: a Gaussian mixture (scikit-learn's)
+and the distance to the nearest training codes.
 
-Used by the anomaly detector (the density of a code) and by generation (a learned prior
-for models without one of their own).
+Used by the anomaly detector (how typical a code is) and, the mixture, by generation (a learned
+prior for models without one of their own).
 """
 
 from __future__ import annotations
@@ -60,3 +61,60 @@ def load_mixture(path: Path):
     except (SafetensorError, OSError, KeyError, ValueError) as e:
         raise CheckpointError(f"{path}: corrupt mixture file ({type(e).__name__}: {e})") from None
     return gmm
+
+
+class NearestCodes:
+    """How far a code lies from the codes of the training data: the mean Euclidean distance to its
+    ``k`` nearest training codes, each code dimension standardised by its training mean and standard
+    deviation. A non-parametric density score (larger = rarer) that follows the shape of the codes
+    where a few Gaussians cannot.
+
+    A training code scored against the set that holds it finds itself at distance 0 among its
+    ``k`` neighbours, so scores of the very codes it was fitted on are slightly low.
+
+    Shape:
+        codes: (N, D) float; ``score`` -> (M,) float64.
+    """
+
+    def __init__(self, codes: np.ndarray, mean: np.ndarray, std: np.ndarray, k: int) -> None:
+        self.codes, self.mean, self.std, self.k = codes, mean, std, k
+
+    @classmethod
+    def fit(cls, codes: np.ndarray, k: int = 20) -> NearestCodes:
+        codes = np.asarray(codes, dtype=np.float32)
+        mean, std = codes.mean(0), codes.std(0) + 1e-6
+        return cls((codes - mean) / std, mean, std, int(min(k, len(codes))))
+
+    def score(self, codes: np.ndarray, batch_size: int = 1024) -> np.ndarray:
+        import torch
+
+        ref = torch.from_numpy(self.codes)
+        q = torch.from_numpy(
+            ((np.asarray(codes, dtype=np.float32) - self.mean) / self.std).astype(np.float32)
+        )
+        out = [
+            torch.cdist(b, ref).topk(self.k, dim=1, largest=False).values.double().mean(1)
+            for b in q.split(batch_size)
+        ]
+        return torch.cat(out).numpy() if out else np.zeros(0)
+
+    def save(self, path: Path) -> Path:
+        arrays = {"codes": self.codes, "mean": self.mean, "std": self.std, "k": np.array([self.k])}
+        with atomic_path(path) as tmp:
+            save_file({k: np.ascontiguousarray(v) for k, v in arrays.items()}, str(tmp))
+        return path
+
+    @classmethod
+    def load(cls, path: Path) -> NearestCodes:
+        """Raises: CheckpointError: a missing or damaged file, naming it."""
+        try:
+            a = load_file(str(path))
+            codes, mean, std, k = a["codes"], a["mean"], a["std"], int(a["k"][0])
+            d = (codes.shape[-1],)
+            if codes.ndim != 2 or mean.shape != d or std.shape != d or not 1 <= k <= len(codes):
+                raise ValueError(f"shapes {codes.shape}, {mean.shape}, {std.shape} and k {k} do not agree")
+        except FileNotFoundError:
+            raise CheckpointError(f"{path}: missing") from None
+        except (SafetensorError, OSError, KeyError, IndexError, ValueError) as e:
+            raise CheckpointError(f"{path}: corrupt nearest-codes file ({type(e).__name__}: {e})") from None
+        return cls(codes, mean, std, k)
