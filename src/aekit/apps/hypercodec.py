@@ -32,7 +32,7 @@ import hashlib
 import struct
 import time
 import zlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -136,10 +136,11 @@ def _runs(shapes: list[tuple[int, int, int]]) -> list[tuple[int, tuple[int, int,
 class HyperCodec:
     """Compress images of any size to bytes and back with a trained ``hyperprior`` run."""
 
-    def __init__(self, run: Run, batch_size: int = 256) -> None:
+    def __init__(self, run: Run, batch_size: int = 512, batch_pixels: int = 1 << 19) -> None:
         if not isinstance(run.model, HyperpriorModel):
             raise ConfigError(f"{run.path}: a {run.config.model!r} run; this codec needs a hyperprior run")
         self.run, self.model, self.batch_size = run, run.model.eval(), batch_size
+        self.batch_pixels = batch_pixels  # a batch holds at most this many (padded) pixels, and 1 image
         if int(self.model.y_tables.sum()) == 0:
             raise ConfigError(f"{run.path}: the entropy tables were never computed (was training cut short?)")
         self.hash = model_hash(self.model)
@@ -173,14 +174,20 @@ class HyperCodec:
             pw >> (c.levels + c.hyper_levels),
         )
 
-    def _groups(self, shapes: list[tuple[int, int, int]]) -> Iterator[np.ndarray]:
-        """Indices of images of one shape (C, H, W), in batches of at most ``batch_size``."""
-        sizes: dict[tuple[int, int, int], list[int]] = {}
-        for i, shape in enumerate(shapes):
-            sizes.setdefault(tuple(shape), []).append(i)
-        for idx in sizes.values():
-            for lo in range(0, len(idx), self.batch_size):
-                yield np.array(idx[lo : lo + self.batch_size])
+    def _segments(self, shapes: list[tuple[int, int, int]]) -> list[Segment]:
+        """Consecutive images of one shape, in batches of at most ``batch_size`` images and
+        ``batch_pixels`` padded pixels, with where their symbols start in the streams. Images are
+        coded in file order, so a batch's symbols are one contiguous slice (no per-image work)."""
+        c, out = self.model.config, []
+        start, y_at, z_at = 0, 0, 0
+        for n, shape in _runs(shapes):
+            (yh, yw), (zh, zw) = self._latent_sizes(*shape[1:])
+            per = max(1, min(self.batch_size, self.batch_pixels // (yh * yw << 2 * c.levels)))
+            for lo in range(0, n, per):
+                k = min(per, n - lo)
+                out.append(Segment(start, k, shape, (yh, yw), (zh, zw), y_at, z_at))
+                start, y_at, z_at = start + k, y_at + k * c.latent_channels * yh * yw, z_at + k * zh * zw
+        return out
 
     def _quality(self, quality: float) -> int:
         q = int(round(float(quality) * 256))
@@ -191,18 +198,17 @@ class HyperCodec:
     # -- encoding -----------------------------------------------------------------------------
 
     @torch.no_grad()
-    def symbols(self, images: list[np.ndarray], quality: float, progress: bool = False):
-        """Integer y and z of every image (lists of (M, h, w) and (Nz, h', w') int64 arrays)."""
+    def symbols(self, images: list[np.ndarray], segments: list[Segment], quality: float, progress=False):
+        """Integer y and z of every segment ((n, M, h, w) and (n, Nz, h', w') int64 arrays)."""
         q = self._quality(quality) / 256
-        ys: list[np.ndarray | None] = [None] * len(images)
-        zs: list[np.ndarray | None] = [None] * len(images)
-        for idx in _bar(list(self._groups([im.shape for im in images])), progress, "encode"):
-            x = torch.from_numpy(np.stack([images[i] for i in idx])).float().div(255)
+        ys, zs = [], []
+        for seg in _bar(segments, progress, "encode"):
+            x = torch.from_numpy(np.stack(images[seg.start : seg.start + seg.n])).float().div(255)
             if x.shape[1] != self.channels:  # grey into a colour model
                 x = x.expand(-1, self.channels, -1, -1)
             y, z = self.model.analyse(pad_to_multiple(x.to(self.run.device), self.model.config.stride), q)
-            for j, i in enumerate(idx):
-                ys[i], zs[i] = y[j].cpu().numpy(), z[j].cpu().numpy()
+            ys.append(y.cpu().numpy())
+            zs.append(z.cpu().numpy())
         return ys, zs
 
     def _check_channels(self, images: list[np.ndarray], name: str) -> None:
@@ -222,18 +228,17 @@ class HyperCodec:
         images = as_images(images, name)
         self._check_channels(images, name)
         qint = self._quality(quality)
-        ys, zs = self.symbols(images, quality, progress)
-        idx = self._scale_indices(zs, [im.shape for im in images])
+        segments = self._segments([im.shape for im in images])
+        ys, zs = self.symbols(images, segments, quality, progress)
         c = self.model.config
+        z_all = np.concatenate([z.swapaxes(0, 1).reshape(c.hyper_channels, -1) for z in zs], 1)  # (Nz, all)
+        z_all = (z_all + c.max_side).astype(np.int32)
         z_coder = self._coder()
         for ch in range(c.hyper_channels):  # a stack: the decoder pops the last channel first
-            z_coder.encode_reverse(
-                np.concatenate([z[ch].ravel() for z in zs]).astype(np.int32) + c.max_side, self._z_models[ch]
-            )
+            z_coder.encode_reverse(z_all[ch], self._z_models[ch])
         y_all = np.concatenate([y.ravel() for y in ys]).astype(np.int32) + c.max_symbol
-        k_all = np.concatenate([k.ravel() for k in idx])
-        order = np.argsort(k_all, kind="stable")
-        bounds = np.searchsorted(k_all[order], np.arange(SCALES + 1))
+        k_all = np.concatenate([k.ravel() for k in self._scale_indices(zs)])
+        order, bounds = _by_scale(k_all)
         y_coder = self._coder()
         for k in range(SCALES):
             if bounds[k + 1] > bounds[k]:
@@ -251,19 +256,13 @@ class HyperCodec:
         tables = self.model.y_tables.numpy().astype(np.float64)
         bits = -np.log2(tables[k_all, y_all] / (1 << PRECISION)).sum()
         z_tables = self.model.z_tables.numpy().astype(np.float64)
-        for ch in range(c.hyper_channels):
-            z = np.concatenate([z[ch].ravel() for z in zs]) + c.max_side
-            bits += -np.log2(z_tables[ch, z] / (1 << PRECISION)).sum()
+        bits += -np.log2(z_tables[np.arange(c.hyper_channels)[:, None], z_all] / (1 << PRECISION)).sum()
         estimate = bits / 8 + HEADER.size + len(table)
         return Encoded(data, len(zp), len(yp), seconds, pixels, float(estimate))
 
-    def _scale_indices(self, zs: list[np.ndarray], shapes: list[tuple[int, int, int]]) -> list[np.ndarray]:
-        out: list[np.ndarray | None] = [None] * len(zs)
-        for idx in self._groups(shapes):
-            k = self.model.scale_index(torch.from_numpy(np.stack([zs[i] for i in idx])))
-            for j, i in enumerate(idx):
-                out[i] = k[j].numpy().astype(np.int32)
-        return out
+    def _scale_indices(self, zs: list[np.ndarray]) -> list[np.ndarray]:
+        """The scale-table index (uint8) of every y symbol, per segment, from its z (integer arithmetic)."""
+        return [self.model.scale_index(torch.from_numpy(z)).numpy() for z in zs]
 
     def estimated_bytes(self, images, quality: float = 4) -> float:
         """The entropy model's rate in bytes under the integer tables, header and shape table
@@ -309,8 +308,9 @@ class HyperCodec:
 
     @torch.no_grad()
     def _reconstruct(self, images: list[np.ndarray], quality: float) -> list[np.ndarray]:
-        ys, _ = self.symbols(images, quality)
-        return self._synthesise(ys, [im.shape for im in images], self._quality(quality) / 256)
+        segments = self._segments([im.shape for im in images])
+        ys, _ = self.symbols(images, segments, quality)
+        return self._synthesise(ys, segments, self._quality(quality) / 256)
 
     # -- decoding -----------------------------------------------------------------------------
 
@@ -364,55 +364,74 @@ class HyperCodec:
         off = HEADER.size + RUN.size * header.runs
         words = np.frombuffer(data, dtype="<u4", offset=off).astype(np.uint32)
         zp, yp = words[: header.z_words], words[header.z_words :]
-        sizes = [self._latent_sizes(h, w) for _, h, w in shapes]
-        z_counts = [zh * zw for _, (zh, zw) in sizes]
+        segments = self._segments(shapes)
+        z_total = sum(seg.n * seg.z_size[0] * seg.z_size[1] for seg in segments)
         try:
             coder = self._coder(zp)
-            per_channel = [None] * c.hyper_channels
+            z_all = np.empty((c.hyper_channels, z_total), np.int64)
             for ch in reversed(range(c.hyper_channels)):
-                per_channel[ch] = (
-                    coder.decode(self._z_models[ch], sum(z_counts)).astype(np.int64) - c.max_side
-                )
-            cuts = np.cumsum([0, *z_counts])
+                z_all[ch] = coder.decode(self._z_models[ch], z_total)
+            z_all -= c.max_side
             zs = [
-                np.stack([per_channel[ch][cuts[i] : cuts[i + 1]] for ch in range(c.hyper_channels)]).reshape(
-                    c.hyper_channels, *sizes[i][1]
-                )
-                for i in range(len(shapes))
+                z_all[:, seg.z_at : seg.z_at + seg.n * seg.z_size[0] * seg.z_size[1]]
+                .reshape(c.hyper_channels, seg.n, *seg.z_size)
+                .swapaxes(0, 1)
+                for seg in segments
             ]
-            idx = self._scale_indices(zs, shapes)
-            k_all = np.concatenate([k.ravel() for k in idx])
-            order = np.argsort(k_all, kind="stable")
-            bounds = np.searchsorted(k_all[order], np.arange(SCALES + 1))
-            y_all = np.empty(len(k_all), np.int64)
+            k_all = np.concatenate([k.ravel() for k in self._scale_indices(zs)])
+            order, bounds = _by_scale(k_all)
+            y_sorted = np.empty(len(k_all), np.int32)
             coder = self._coder(yp)
             for k in reversed(range(SCALES)):
                 if bounds[k + 1] > bounds[k]:
-                    y_all[order[bounds[k] : bounds[k + 1]]] = coder.decode(
+                    y_sorted[bounds[k] : bounds[k + 1]] = coder.decode(
                         self._y_models[k], int(bounds[k + 1] - bounds[k])
                     )
         except Exception as e:  # constriction raises on an exhausted or inconsistent stream
             raise CodecError(f"{name}: the coded data is inconsistent ({e})") from None
-        y_all -= c.max_symbol
-        cuts = np.cumsum([0, *(c.latent_channels * yh * yw for (yh, yw), _ in sizes)])
+        y_all = np.empty_like(y_sorted)
+        y_all[order] = y_sorted - c.max_symbol
         ys = [
-            y_all[cuts[i] : cuts[i + 1]].reshape(c.latent_channels, *sizes[i][0]) for i in range(len(shapes))
+            y_all[seg.y_at : seg.y_at + seg.n * c.latent_channels * seg.y_size[0] * seg.y_size[1]].reshape(
+                seg.n, c.latent_channels, *seg.y_size
+            )
+            for seg in segments
         ]
-        return self._synthesise(ys, shapes, header.quality / 256, progress)
+        return self._synthesise(ys, segments, header.quality / 256, progress)
 
     @torch.no_grad()
-    def _synthesise(self, ys, shapes, quality: float, progress: bool = False) -> list[np.ndarray]:
-        out: list[np.ndarray | None] = [None] * len(ys)
-        for idx in _bar(list(self._groups(shapes)), progress, "decode"):
-            y = torch.from_numpy(np.stack([ys[i] for i in idx])).to(self.run.device)
-            x = self.model.synthesise(y, quality)
-            for j, i in enumerate(idx):
-                ch, h, w = shapes[i]
-                im = x[j, :, :h, :w]
-                if ch == 1 and self.channels == 3:
-                    im = im.mean(0, keepdim=True)
-                out[i] = np.clip(np.rint(im.float().cpu().numpy() * 255), 0, 255).astype(np.uint8)
+    def _synthesise(self, ys, segments: list[Segment], quality: float, progress: bool = False):
+        out: list[np.ndarray] = []
+        for y, seg in _bar(list(zip(ys, segments, strict=True)), progress, "decode"):
+            ch, h, w = seg.shape
+            x = self.model.synthesise(torch.from_numpy(y).to(self.run.device), quality)[:, :, :h, :w]
+            if ch == 1 and self.channels == 3:
+                x = x.mean(1, keepdim=True)
+            out += list(x.mul(255).round_().to(torch.uint8).cpu().numpy())  # in [0, 255] already (clamped)
         return out
+
+
+@dataclass(frozen=True)
+class Segment:
+    """``n`` consecutive images of one ``shape`` (C, H, W) from image ``start``; their latents
+    are ``y_size`` / ``z_size`` and their symbols start at ``y_at`` / ``z_at`` (per z channel)."""
+
+    start: int
+    n: int
+    shape: tuple[int, int, int]
+    y_size: tuple[int, int]
+    z_size: tuple[int, int]
+    y_at: int
+    z_at: int
+
+
+def _by_scale(k: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The stable order of symbols grouped by scale index (uint8: numpy radix-sorts it, linear
+    time), and where each index's group starts: ``bounds[k]..bounds[k+1]``."""
+    order = np.argsort(k, kind="stable")
+    counts = torch.from_numpy(k).bincount(minlength=SCALES).numpy()  # (numpy's would copy k to int64)
+    bounds = np.concatenate([[0], np.cumsum(counts)])
+    return order, bounds
 
 
 def _bar(items: Sequence, progress: bool, desc: str):
