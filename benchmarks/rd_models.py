@@ -15,11 +15,9 @@ from pathlib import Path
 import numpy as np
 import photos  # benchmarks/photos.py
 import torch
-from cached_run import train_or_reuse  # benchmarks/cached_run.py
 
 import aekit
 from aekit.apps.hypercodec import HyperCodec
-from aekit.data.files import from_array
 from aekit.training import checkpoint
 
 RESULTS = Path(__file__).parent / "results"
@@ -41,28 +39,37 @@ PHOTOS = {
     "channels": 40,
     "latent_channels": 48,
     "hyper_channels": 24,
+    "hyper_width": 32,
     "levels": 3,
     "hyper_levels": 2,
-    "lambdas": [0.001, 0.0019, 0.0037, 0.0072, 0.0139, 0.0268, 0.0518, 0.1],
+    "lambdas": [0.001, 0.0024, 0.0058, 0.014, 0.034, 0.082, 0.2, 0.48],
 }
+PHOTOS_TRAIN = {"batch_size": 8, "lr": 1e-3, "grad_clip": 1.0, "nan_policy": "skip"}
 
 
-def fashion_codec(epochs: int = 12, out: Path = RESULTS) -> HyperCodec:
-    """The Fashion-MNIST model: ``epochs`` x 3,750 steps of 16 training images, checkpointed
-    every epoch; an interrupted run continues from its last epoch when called again."""
-    run_dir = out / f"hyperprior-fashion-b16-{epochs}"
+def _train_checkpointed(run_dir: Path, data: str, settings: dict, epochs: int, options: dict) -> HyperCodec:
+    """``settings`` trained on ``data`` (seed 0, Adam with the one-cycle schedule, no validation
+    split, on the CPU), checkpointed every epoch; an interrupted run continues from its last
+    epoch when called again, and a finished one is reused."""
     metrics = run_dir / checkpoint.METRICS
     if metrics.is_file() and len(metrics.read_text().splitlines()) >= epochs:
         print(f"  reusing {run_dir}", flush=True)
         return HyperCodec(aekit.load(run_dir))
     if (run_dir / checkpoint.CHECKPOINT).is_file():
         return HyperCodec(aekit.resume(run_dir, progress=False))
-    options = {k: v for k, v in FASHION.items() if k != "name"}
+    model = {k: v for k, v in settings.items() if k != "name"}
     run = aekit.train(
-        "fashion-mnist", "hyperprior", model_options=options, out=run_dir, progress=False,
-        epochs=epochs, schedule="onecycle", val_fraction=0, device="cpu", seed=0, **FASHION_TRAIN,
+        data, settings["name"], model_options=model, out=run_dir, progress=False,
+        epochs=epochs, schedule="onecycle", val_fraction=0, device="cpu", seed=0, **options,
     )  # fmt: skip
     return HyperCodec(run)
+
+
+def fashion_codec(epochs: int = 12, out: Path = RESULTS) -> HyperCodec:
+    """The Fashion-MNIST model: ``epochs`` x 3,750 steps of 16 training images."""
+    return _train_checkpointed(
+        out / f"hyperprior-fashion-b16-{epochs}", "fashion-mnist", FASHION, epochs, FASHION_TRAIN
+    )
 
 
 def photo_patches(n: int, size: int = 64, seed: int = 0) -> np.ndarray:
@@ -78,10 +85,15 @@ def photo_patches(n: int, size: int = 64, seed: int = 0) -> np.ndarray:
     return out
 
 
-def photo_codec(epochs: int = 3, n: int = 4000, out: Path = RESULTS) -> HyperCodec:
-    train = from_array(photo_patches(n), "photo-patches:train")
-    run_dir = out / f"hyperprior-photos-{n}-{epochs}"
-    return HyperCodec(train_or_reuse(run_dir, PHOTOS, train, epochs, "hyperprior (photos)", batch_size=16))
+def photo_codec(epochs: int = 3, n: int = 16000, out: Path = RESULTS) -> HyperCodec:
+    """The photo model: ``epochs`` x ``n`` / 8 steps of 8 random 64x64 patches of the TRAIN photos."""
+    out.mkdir(parents=True, exist_ok=True)
+    patches = out / f"photo-patches-{n}.npy"
+    if not patches.is_file():
+        np.save(patches, photo_patches(n))
+    return _train_checkpointed(
+        out / f"hyperprior-photos-b8-{n}-{epochs}", str(patches), PHOTOS, epochs, PHOTOS_TRAIN
+    )
 
 
 if __name__ == "__main__":

@@ -8,19 +8,24 @@ File layout (little-endian), version 2::
 
     magic       4 bytes   b"AEK\\x01" (as version 1)
     version     uint8     2
-    reserved    uint8     0
+    layout      uint8     1: one ANS stream, z then y (written since Nov 2026); 0: two streams
     model hash  16 bytes  SHA-256 prefix of the weights and tables that made the file
     quality     uint16    quality x 256 (1.0 .. the model's levels; fractions interpolate the gains)
     count       uint32    images in the file
     runs        uint32    entries of the shape table
-    z words     uint32    length of the hyperprior (side information) stream, 32-bit words
-    y words     uint32    length of the latent stream, 32-bit words
+    z words     uint32    layout 0: length of the hyperprior (side information) stream, 32-bit
+                          words; layout 1: 0
+    y words     uint32    length of the latent stream (layout 1: of the one stream), 32-bit words
     checksum    uint32    CRC-32 of the header before it, the shape table and both streams
     shapes      runs x (count uint32, channels uint8, height uint16, width uint16): run-length
                 coded, so 10,000 images of one size cost 9 bytes
     z stream    ANS words: z symbols, channel by channel, each with its channel's table
     y stream    ANS words: y symbols, grouped by their scale-table index (computed from z in
                 integer arithmetic), each group with its integer Gaussian table
+
+In layout 1 (what :meth:`HyperCodec.encode` writes) both are one stream, the z symbols popped
+first: one coder's final state (4-8 bytes) less per file than two streams, which matters for
+small images. Files of layout 0 still decode.
 
 A grey image given to a colour model is coded as three equal channels and decoded back to one.
 """
@@ -52,6 +57,7 @@ RUN = struct.Struct("<IBHH")
 
 @dataclass(frozen=True)
 class Header:
+    layout: int
     model_hash: bytes
     quality: int  # x 256
     count: int
@@ -64,7 +70,7 @@ class Header:
         return HEADER.pack(
             MAGIC,
             VERSION,
-            0,
+            self.layout,
             self.model_hash,
             self.quality,
             self.count,
@@ -233,22 +239,21 @@ class HyperCodec:
         c = self.model.config
         z_all = np.concatenate([z.swapaxes(0, 1).reshape(c.hyper_channels, -1) for z in zs], 1)  # (Nz, all)
         z_all = (z_all + c.max_side).astype(np.int32)
-        z_coder = self._coder()
-        for ch in range(c.hyper_channels):  # a stack: the decoder pops the last channel first
-            z_coder.encode_reverse(z_all[ch], self._z_models[ch])
         y_all = np.concatenate([y.ravel() for y in ys]).astype(np.int32) + c.max_symbol
         k_all = np.concatenate([k.ravel() for k in self._scale_indices(zs)])
         order, bounds = _by_scale(k_all)
-        y_coder = self._coder()
+        coder = self._coder()  # a stack: y first, z on top (the decoder needs z first)
         for k in range(SCALES):
             if bounds[k + 1] > bounds[k]:
-                y_coder.encode_reverse(y_all[order[bounds[k] : bounds[k + 1]]], self._y_models[k])
-        zp = z_coder.get_compressed().astype("<u4").tobytes()
-        yp = y_coder.get_compressed().astype("<u4").tobytes()
+                coder.encode_reverse(y_all[order[bounds[k] : bounds[k + 1]]], self._y_models[k])
+        y_only = 4 * coder.num_words()
+        for ch in range(c.hyper_channels):  # the decoder pops the last channel first
+            coder.encode_reverse(z_all[ch], self._z_models[ch])
+        stream = coder.get_compressed().astype("<u4").tobytes()
         runs = _runs([im.shape for im in images])
         table = b"".join(RUN.pack(n, *s) for n, s in runs)
-        header = Header(self.hash, qint, len(images), len(runs), len(zp) // 4, len(yp) // 4, 0)
-        body = table + zp + yp
+        header = Header(1, self.hash, qint, len(images), len(runs), 0, len(stream) // 4, 0)
+        body = table + stream
         checksum = zlib.crc32(body, zlib.crc32(header.pack()[: HEADER.size - 4]))
         data = dataclasses.replace(header, checksum=checksum).pack() + body
         pixels = sum(im.shape[1] * im.shape[2] for im in images)
@@ -258,7 +263,7 @@ class HyperCodec:
         z_tables = self.model.z_tables.numpy().astype(np.float64)
         bits += -np.log2(z_tables[np.arange(c.hyper_channels)[:, None], z_all] / (1 << PRECISION)).sum()
         estimate = bits / 8 + HEADER.size + len(table)
-        return Encoded(data, len(zp), len(yp), seconds, pixels, float(estimate))
+        return Encoded(data, len(stream) - y_only, y_only, seconds, pixels, float(estimate))
 
     def _scale_indices(self, zs: list[np.ndarray]) -> list[np.ndarray]:
         """The scale-table index (uint8) of every y symbol, per segment, from its z (integer arithmetic)."""
@@ -326,7 +331,7 @@ class HyperCodec:
             raise CodecError(
                 f"{name}: {len(data)} bytes, too short for an aekit stream (header {HEADER.size})"
             )
-        magic, version, _, digest, quality, count, runs, zw, yw, checksum = HEADER.unpack_from(data)
+        magic, version, layout, digest, quality, count, runs, zw, yw, checksum = HEADER.unpack_from(data)
         if magic != MAGIC:
             raise CodecError(f"{name}: not an aekit compressed file (magic {magic!r})")
         if version != VERSION:
@@ -346,9 +351,17 @@ class HyperCodec:
             if c not in (1, 3) or c > self.channels or h < 1 or w < 1 or n < 1:
                 raise CodecError(f"{name}: shape table entry {r} is not valid ({n} x ({c}, {h}, {w}))")
             shapes += [(c, h, w)] * n
-        if len(shapes) != count or not 256 <= quality <= 256 * self.model.qualities:
-            raise CodecError(f"{name}: header fields do not agree (count {count}, quality {quality / 256:g})")
-        return Header(digest, quality, count, runs, zw, yw, checksum), shapes
+        if (
+            len(shapes) != count
+            or not 256 <= quality <= 256 * self.model.qualities
+            or layout * zw
+            or layout > 1
+        ):
+            raise CodecError(
+                f"{name}: header fields do not agree "
+                f"(count {count}, quality {quality / 256:g}, layout {layout}, z words {zw})"
+            )
+        return Header(layout, digest, quality, count, runs, zw, yw, checksum), shapes
 
     @torch.no_grad()
     def decompress(self, data: bytes, name: str = "data", progress: bool = False) -> list[np.ndarray]:
@@ -367,7 +380,7 @@ class HyperCodec:
         segments = self._segments(shapes)
         z_total = sum(seg.n * seg.z_size[0] * seg.z_size[1] for seg in segments)
         try:
-            coder = self._coder(zp)
+            coder = self._coder(zp if header.layout == 0 else words)
             z_all = np.empty((c.hyper_channels, z_total), np.int64)
             for ch in reversed(range(c.hyper_channels)):
                 z_all[ch] = coder.decode(self._z_models[ch], z_total)
@@ -381,7 +394,8 @@ class HyperCodec:
             k_all = np.concatenate([k.ravel() for k in self._scale_indices(zs)])
             order, bounds = _by_scale(k_all)
             y_sorted = np.empty(len(k_all), np.int32)
-            coder = self._coder(yp)
+            if header.layout == 0:
+                coder = self._coder(yp)
             for k in reversed(range(SCALES)):
                 if bounds[k + 1] > bounds[k]:
                     y_sorted[bounds[k] : bounds[k + 1]] = coder.decode(
