@@ -16,7 +16,7 @@ import aekit
 from aekit.apps.codec import CodecError, load_codec
 from aekit.apps.hypercodec import HEADER, HyperCodec
 from aekit.cli import main
-from aekit.models.hyperprior import _int_conv
+from aekit.models.hyperprior import HyperpriorConfig, HyperpriorModel, _int_conv
 
 TINY = ["channels=8", "latent_channels=8", "hyper_channels=4", "levels=1", "hyper_levels=1"]
 TINY += ["lambdas=[0.002,0.008,0.032,0.128]"]  # four qualities, far apart
@@ -149,6 +149,24 @@ def test_targets_pick_a_quality_that_meets_them(codec, digits):
     target = (psnr(1) + psnr(top)) / 2
     q = codec.quality_for(x, target_psnr=target)
     assert 1 < q < top and psnr(q) >= target > psnr(q - 1 / 256)
+
+
+@pytest.mark.parametrize("levels", [1, 2, 3])
+def test_fast_synthesis_is_the_models_g_s(levels):
+    """The decoder's g_s (sub-pixel convolutions, channels last, GDN as a product) is the same
+    function as the modules, up to float rounding."""
+    torch.manual_seed(levels)
+    config = HyperpriorConfig(input_shape=(3, 8, 8), channels=6, latent_channels=5, levels=levels)
+    m = HyperpriorModel(config).eval()
+    with torch.no_grad():
+        for p in m.parameters():
+            p.add_(0.1 * torch.randn_like(p))
+        y = torch.randint(-4, 5, (3, 5, 5, 7))
+        _, ig = m.gains(2.5)
+        want = m.g_s(y.float() * ig[:, None, None]).clamp(0, 1)
+        got = m.synthesise(y, 2.5)
+    assert got.shape == want.shape == (3, 3, 5 << levels, 7 << levels)
+    assert torch.allclose(got, want, atol=1e-5) and 0 < float(want.mean()) < 1
 
 
 def test_scale_index_is_integer_arithmetic_independent_of_batching(codec):
