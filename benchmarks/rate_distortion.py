@@ -386,7 +386,7 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=10000, help="Fashion-MNIST test images")
     parser.add_argument("--per-image", type=int, default=1000, help="images coded one file each")
     parser.add_argument("--fashion-epochs", type=int, default=12)
-    parser.add_argument("--photo-epochs", type=int, default=1)
+    parser.add_argument("--photo-epochs", type=int, default=3)
     parser.add_argument("--photo-patches", type=int, default=16000)
     parser.add_argument("--v1-lambdas", type=float, nargs="*", default=[0.003, 0.01, 0.03], help="none: skip")
     parser.add_argument("--v1-epochs", type=int, default=3)

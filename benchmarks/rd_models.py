@@ -85,7 +85,7 @@ def photo_patches(n: int, size: int = 64, seed: int = 0) -> np.ndarray:
     return out
 
 
-def photo_codec(epochs: int = 1, n: int = 16000, out: Path = RESULTS) -> HyperCodec:
+def photo_codec(epochs: int = 3, n: int = 16000, out: Path = RESULTS) -> HyperCodec:
     """The photo model: ``epochs`` x ``n`` / 8 steps of 8 random 64x64 patches of the TRAIN photos."""
     out.mkdir(parents=True, exist_ok=True)
     patches = out / f"photo-patches-{n}.npy"
