@@ -16,7 +16,7 @@ import aekit
 from aekit.apps.codec import CodecError, load_codec
 from aekit.apps.hypercodec import HEADER, HyperCodec
 from aekit.cli import main
-from aekit.models.hyperprior import _int_conv
+from aekit.models.hyperprior import HyperpriorConfig, HyperpriorModel, _int_conv
 
 TINY = ["channels=8", "latent_channels=8", "hyper_channels=4", "levels=1", "hyper_levels=1"]
 TINY += ["lambdas=[0.002,0.008,0.032,0.128]"]  # four qualities, far apart
@@ -84,6 +84,43 @@ def test_file_within_one_percent_of_the_estimated_rate(codec, digits):
         assert len(enc.data) < digits.size  # it compresses
 
 
+def two_stream_file(codec: HyperCodec, images: list[np.ndarray], quality: float) -> bytes:
+    """A layout-0 file (z and y in two ANS streams), as the codec wrote them before layout 1."""
+    import zlib
+
+    from aekit.apps.hypercodec import RUN, Header, _by_scale, _runs
+
+    c, m = codec.model.config, codec.model
+    segments = codec._segments([im.shape for im in images])
+    ys, zs = codec.symbols(images, segments, quality)
+    z_all = np.concatenate([z.swapaxes(0, 1).reshape(c.hyper_channels, -1) for z in zs], 1) + c.max_side
+    z_coder = codec._coder()
+    for ch in range(c.hyper_channels):
+        z_coder.encode_reverse(z_all[ch].astype(np.int32), codec._z_models[ch])
+    y_all = np.concatenate([y.ravel() for y in ys]).astype(np.int32) + c.max_symbol
+    order, bounds = _by_scale(np.concatenate([k.ravel() for k in codec._scale_indices(zs)]))
+    y_coder = codec._coder()
+    for k in range(len(m.y_tables)):
+        if bounds[k + 1] > bounds[k]:
+            y_coder.encode_reverse(y_all[order[bounds[k] : bounds[k + 1]]], codec._y_models[k])
+    zp, yp = (co.get_compressed().astype("<u4").tobytes() for co in (z_coder, y_coder))
+    runs = _runs([im.shape for im in images])
+    body = b"".join(RUN.pack(n, *s) for n, s in runs) + zp + yp
+    head = Header(0, codec.hash, round(quality * 256), len(images), len(runs), len(zp) // 4, len(yp) // 4, 0)
+    return (
+        Header(**{**head.__dict__, "checksum": zlib.crc32(body, zlib.crc32(head.pack()[:-4]))}).pack() + body
+    )
+
+
+def test_files_of_the_two_stream_layout_still_decode(codec):
+    images = odd_images()
+    old = two_stream_file(codec, images, 2.5)
+    new = codec.compress(images, 2.5)
+    assert old[5] == 0 and new[5] == 1 and len(new) < len(old)  # one coder state less
+    for a, b in zip(codec.decompress(old), codec.decompress(new), strict=True):
+        assert np.array_equal(a, b)
+
+
 def test_qualities_rise_in_rate_and_fall_in_distortion(codec, digits):
     sizes, errors = [], []
     for quality in range(1, codec.model.qualities + 1):
@@ -112,6 +149,24 @@ def test_targets_pick_a_quality_that_meets_them(codec, digits):
     target = (psnr(1) + psnr(top)) / 2
     q = codec.quality_for(x, target_psnr=target)
     assert 1 < q < top and psnr(q) >= target > psnr(q - 1 / 256)
+
+
+@pytest.mark.parametrize("levels", [1, 2, 3])
+def test_fast_synthesis_is_the_models_g_s(levels):
+    """The decoder's g_s (sub-pixel convolutions, channels last, GDN as a product) is the same
+    function as the modules, up to float rounding."""
+    torch.manual_seed(levels)
+    config = HyperpriorConfig(input_shape=(3, 8, 8), channels=6, latent_channels=5, levels=levels)
+    m = HyperpriorModel(config).eval()
+    with torch.no_grad():
+        for p in m.parameters():
+            p.add_(0.1 * torch.randn_like(p))
+        y = torch.randint(-4, 5, (3, 5, 5, 7))
+        _, ig = m.gains(2.5)
+        want = m.g_s(y.float() * ig[:, None, None]).clamp(0, 1)
+        got = m.synthesise(y, 2.5)
+    assert got.shape == want.shape == (3, 3, 5 << levels, 7 << levels)
+    assert torch.allclose(got, want, atol=1e-5) and 0 < float(want.mean()) < 1
 
 
 def test_scale_index_is_integer_arithmetic_independent_of_batching(codec):

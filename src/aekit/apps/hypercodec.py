@@ -8,19 +8,24 @@ File layout (little-endian), version 2::
 
     magic       4 bytes   b"AEK\\x01" (as version 1)
     version     uint8     2
-    reserved    uint8     0
+    layout      uint8     1: one ANS stream, z then y (written since Nov 2026); 0: two streams
     model hash  16 bytes  SHA-256 prefix of the weights and tables that made the file
     quality     uint16    quality x 256 (1.0 .. the model's levels; fractions interpolate the gains)
     count       uint32    images in the file
     runs        uint32    entries of the shape table
-    z words     uint32    length of the hyperprior (side information) stream, 32-bit words
-    y words     uint32    length of the latent stream, 32-bit words
+    z words     uint32    layout 0: length of the hyperprior (side information) stream, 32-bit
+                          words; layout 1: 0
+    y words     uint32    length of the latent stream (layout 1: of the one stream), 32-bit words
     checksum    uint32    CRC-32 of the header before it, the shape table and both streams
     shapes      runs x (count uint32, channels uint8, height uint16, width uint16): run-length
                 coded, so 10,000 images of one size cost 9 bytes
     z stream    ANS words: z symbols, channel by channel, each with its channel's table
     y stream    ANS words: y symbols, grouped by their scale-table index (computed from z in
                 integer arithmetic), each group with its integer Gaussian table
+
+In layout 1 (what :meth:`HyperCodec.encode` writes) both are one stream, the z symbols popped
+first: one coder's final state (4-8 bytes) less per file than two streams, which matters for
+small images. Files of layout 0 still decode.
 
 A grey image given to a colour model is coded as three equal channels and decoded back to one.
 """
@@ -32,7 +37,7 @@ import hashlib
 import struct
 import time
 import zlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -52,6 +57,7 @@ RUN = struct.Struct("<IBHH")
 
 @dataclass(frozen=True)
 class Header:
+    layout: int
     model_hash: bytes
     quality: int  # x 256
     count: int
@@ -64,7 +70,7 @@ class Header:
         return HEADER.pack(
             MAGIC,
             VERSION,
-            0,
+            self.layout,
             self.model_hash,
             self.quality,
             self.count,
@@ -136,10 +142,11 @@ def _runs(shapes: list[tuple[int, int, int]]) -> list[tuple[int, tuple[int, int,
 class HyperCodec:
     """Compress images of any size to bytes and back with a trained ``hyperprior`` run."""
 
-    def __init__(self, run: Run, batch_size: int = 256) -> None:
+    def __init__(self, run: Run, batch_size: int = 512, batch_pixels: int = 1 << 19) -> None:
         if not isinstance(run.model, HyperpriorModel):
             raise ConfigError(f"{run.path}: a {run.config.model!r} run; this codec needs a hyperprior run")
         self.run, self.model, self.batch_size = run, run.model.eval(), batch_size
+        self.batch_pixels = batch_pixels  # a batch holds at most this many (padded) pixels, and 1 image
         if int(self.model.y_tables.sum()) == 0:
             raise ConfigError(f"{run.path}: the entropy tables were never computed (was training cut short?)")
         self.hash = model_hash(self.model)
@@ -173,14 +180,20 @@ class HyperCodec:
             pw >> (c.levels + c.hyper_levels),
         )
 
-    def _groups(self, shapes: list[tuple[int, int, int]]) -> Iterator[np.ndarray]:
-        """Indices of images of one shape (C, H, W), in batches of at most ``batch_size``."""
-        sizes: dict[tuple[int, int, int], list[int]] = {}
-        for i, shape in enumerate(shapes):
-            sizes.setdefault(tuple(shape), []).append(i)
-        for idx in sizes.values():
-            for lo in range(0, len(idx), self.batch_size):
-                yield np.array(idx[lo : lo + self.batch_size])
+    def _segments(self, shapes: list[tuple[int, int, int]]) -> list[Segment]:
+        """Consecutive images of one shape, in batches of at most ``batch_size`` images and
+        ``batch_pixels`` padded pixels, with where their symbols start in the streams. Images are
+        coded in file order, so a batch's symbols are one contiguous slice (no per-image work)."""
+        c, out = self.model.config, []
+        start, y_at, z_at = 0, 0, 0
+        for n, shape in _runs(shapes):
+            (yh, yw), (zh, zw) = self._latent_sizes(*shape[1:])
+            per = max(1, min(self.batch_size, self.batch_pixels // (yh * yw << 2 * c.levels)))
+            for lo in range(0, n, per):
+                k = min(per, n - lo)
+                out.append(Segment(start, k, shape, (yh, yw), (zh, zw), y_at, z_at))
+                start, y_at, z_at = start + k, y_at + k * c.latent_channels * yh * yw, z_at + k * zh * zw
+        return out
 
     def _quality(self, quality: float) -> int:
         q = int(round(float(quality) * 256))
@@ -191,18 +204,17 @@ class HyperCodec:
     # -- encoding -----------------------------------------------------------------------------
 
     @torch.no_grad()
-    def symbols(self, images: list[np.ndarray], quality: float, progress: bool = False):
-        """Integer y and z of every image (lists of (M, h, w) and (Nz, h', w') int64 arrays)."""
+    def symbols(self, images: list[np.ndarray], segments: list[Segment], quality: float, progress=False):
+        """Integer y and z of every segment ((n, M, h, w) and (n, Nz, h', w') int64 arrays)."""
         q = self._quality(quality) / 256
-        ys: list[np.ndarray | None] = [None] * len(images)
-        zs: list[np.ndarray | None] = [None] * len(images)
-        for idx in _bar(list(self._groups([im.shape for im in images])), progress, "encode"):
-            x = torch.from_numpy(np.stack([images[i] for i in idx])).float().div(255)
+        ys, zs = [], []
+        for seg in _bar(segments, progress, "encode"):
+            x = torch.from_numpy(np.stack(images[seg.start : seg.start + seg.n])).float().div(255)
             if x.shape[1] != self.channels:  # grey into a colour model
                 x = x.expand(-1, self.channels, -1, -1)
             y, z = self.model.analyse(pad_to_multiple(x.to(self.run.device), self.model.config.stride), q)
-            for j, i in enumerate(idx):
-                ys[i], zs[i] = y[j].cpu().numpy(), z[j].cpu().numpy()
+            ys.append(y.cpu().numpy())
+            zs.append(z.cpu().numpy())
         return ys, zs
 
     def _check_channels(self, images: list[np.ndarray], name: str) -> None:
@@ -222,28 +234,26 @@ class HyperCodec:
         images = as_images(images, name)
         self._check_channels(images, name)
         qint = self._quality(quality)
-        ys, zs = self.symbols(images, quality, progress)
-        idx = self._scale_indices(zs, [im.shape for im in images])
+        segments = self._segments([im.shape for im in images])
+        ys, zs = self.symbols(images, segments, quality, progress)
         c = self.model.config
-        z_coder = self._coder()
-        for ch in range(c.hyper_channels):  # a stack: the decoder pops the last channel first
-            z_coder.encode_reverse(
-                np.concatenate([z[ch].ravel() for z in zs]).astype(np.int32) + c.max_side, self._z_models[ch]
-            )
+        z_all = np.concatenate([z.swapaxes(0, 1).reshape(c.hyper_channels, -1) for z in zs], 1)  # (Nz, all)
+        z_all = (z_all + c.max_side).astype(np.int32)
         y_all = np.concatenate([y.ravel() for y in ys]).astype(np.int32) + c.max_symbol
-        k_all = np.concatenate([k.ravel() for k in idx])
-        order = np.argsort(k_all, kind="stable")
-        bounds = np.searchsorted(k_all[order], np.arange(SCALES + 1))
-        y_coder = self._coder()
+        k_all = np.concatenate([k.ravel() for k in self._scale_indices(zs)])
+        order, bounds = _by_scale(k_all)
+        coder = self._coder()  # a stack: y first, z on top (the decoder needs z first)
         for k in range(SCALES):
             if bounds[k + 1] > bounds[k]:
-                y_coder.encode_reverse(y_all[order[bounds[k] : bounds[k + 1]]], self._y_models[k])
-        zp = z_coder.get_compressed().astype("<u4").tobytes()
-        yp = y_coder.get_compressed().astype("<u4").tobytes()
+                coder.encode_reverse(y_all[order[bounds[k] : bounds[k + 1]]], self._y_models[k])
+        y_only = 4 * coder.num_words()
+        for ch in range(c.hyper_channels):  # the decoder pops the last channel first
+            coder.encode_reverse(z_all[ch], self._z_models[ch])
+        stream = coder.get_compressed().astype("<u4").tobytes()
         runs = _runs([im.shape for im in images])
         table = b"".join(RUN.pack(n, *s) for n, s in runs)
-        header = Header(self.hash, qint, len(images), len(runs), len(zp) // 4, len(yp) // 4, 0)
-        body = table + zp + yp
+        header = Header(1, self.hash, qint, len(images), len(runs), 0, len(stream) // 4, 0)
+        body = table + stream
         checksum = zlib.crc32(body, zlib.crc32(header.pack()[: HEADER.size - 4]))
         data = dataclasses.replace(header, checksum=checksum).pack() + body
         pixels = sum(im.shape[1] * im.shape[2] for im in images)
@@ -251,19 +261,13 @@ class HyperCodec:
         tables = self.model.y_tables.numpy().astype(np.float64)
         bits = -np.log2(tables[k_all, y_all] / (1 << PRECISION)).sum()
         z_tables = self.model.z_tables.numpy().astype(np.float64)
-        for ch in range(c.hyper_channels):
-            z = np.concatenate([z[ch].ravel() for z in zs]) + c.max_side
-            bits += -np.log2(z_tables[ch, z] / (1 << PRECISION)).sum()
+        bits += -np.log2(z_tables[np.arange(c.hyper_channels)[:, None], z_all] / (1 << PRECISION)).sum()
         estimate = bits / 8 + HEADER.size + len(table)
-        return Encoded(data, len(zp), len(yp), seconds, pixels, float(estimate))
+        return Encoded(data, len(stream) - y_only, y_only, seconds, pixels, float(estimate))
 
-    def _scale_indices(self, zs: list[np.ndarray], shapes: list[tuple[int, int, int]]) -> list[np.ndarray]:
-        out: list[np.ndarray | None] = [None] * len(zs)
-        for idx in self._groups(shapes):
-            k = self.model.scale_index(torch.from_numpy(np.stack([zs[i] for i in idx])))
-            for j, i in enumerate(idx):
-                out[i] = k[j].numpy().astype(np.int32)
-        return out
+    def _scale_indices(self, zs: list[np.ndarray]) -> list[np.ndarray]:
+        """The scale-table index (uint8) of every y symbol, per segment, from its z (integer arithmetic)."""
+        return [self.model.scale_index(torch.from_numpy(z)).numpy() for z in zs]
 
     def estimated_bytes(self, images, quality: float = 4) -> float:
         """The entropy model's rate in bytes under the integer tables, header and shape table
@@ -309,8 +313,9 @@ class HyperCodec:
 
     @torch.no_grad()
     def _reconstruct(self, images: list[np.ndarray], quality: float) -> list[np.ndarray]:
-        ys, _ = self.symbols(images, quality)
-        return self._synthesise(ys, [im.shape for im in images], self._quality(quality) / 256)
+        segments = self._segments([im.shape for im in images])
+        ys, _ = self.symbols(images, segments, quality)
+        return self._synthesise(ys, segments, self._quality(quality) / 256)
 
     # -- decoding -----------------------------------------------------------------------------
 
@@ -326,7 +331,7 @@ class HyperCodec:
             raise CodecError(
                 f"{name}: {len(data)} bytes, too short for an aekit stream (header {HEADER.size})"
             )
-        magic, version, _, digest, quality, count, runs, zw, yw, checksum = HEADER.unpack_from(data)
+        magic, version, layout, digest, quality, count, runs, zw, yw, checksum = HEADER.unpack_from(data)
         if magic != MAGIC:
             raise CodecError(f"{name}: not an aekit compressed file (magic {magic!r})")
         if version != VERSION:
@@ -346,9 +351,17 @@ class HyperCodec:
             if c not in (1, 3) or c > self.channels or h < 1 or w < 1 or n < 1:
                 raise CodecError(f"{name}: shape table entry {r} is not valid ({n} x ({c}, {h}, {w}))")
             shapes += [(c, h, w)] * n
-        if len(shapes) != count or not 256 <= quality <= 256 * self.model.qualities:
-            raise CodecError(f"{name}: header fields do not agree (count {count}, quality {quality / 256:g})")
-        return Header(digest, quality, count, runs, zw, yw, checksum), shapes
+        if (
+            len(shapes) != count
+            or not 256 <= quality <= 256 * self.model.qualities
+            or layout * zw
+            or layout > 1
+        ):
+            raise CodecError(
+                f"{name}: header fields do not agree "
+                f"(count {count}, quality {quality / 256:g}, layout {layout}, z words {zw})"
+            )
+        return Header(layout, digest, quality, count, runs, zw, yw, checksum), shapes
 
     @torch.no_grad()
     def decompress(self, data: bytes, name: str = "data", progress: bool = False) -> list[np.ndarray]:
@@ -364,55 +377,75 @@ class HyperCodec:
         off = HEADER.size + RUN.size * header.runs
         words = np.frombuffer(data, dtype="<u4", offset=off).astype(np.uint32)
         zp, yp = words[: header.z_words], words[header.z_words :]
-        sizes = [self._latent_sizes(h, w) for _, h, w in shapes]
-        z_counts = [zh * zw for _, (zh, zw) in sizes]
+        segments = self._segments(shapes)
+        z_total = sum(seg.n * seg.z_size[0] * seg.z_size[1] for seg in segments)
         try:
-            coder = self._coder(zp)
-            per_channel = [None] * c.hyper_channels
+            coder = self._coder(zp if header.layout == 0 else words)
+            z_all = np.empty((c.hyper_channels, z_total), np.int64)
             for ch in reversed(range(c.hyper_channels)):
-                per_channel[ch] = (
-                    coder.decode(self._z_models[ch], sum(z_counts)).astype(np.int64) - c.max_side
-                )
-            cuts = np.cumsum([0, *z_counts])
+                z_all[ch] = coder.decode(self._z_models[ch], z_total)
+            z_all -= c.max_side
             zs = [
-                np.stack([per_channel[ch][cuts[i] : cuts[i + 1]] for ch in range(c.hyper_channels)]).reshape(
-                    c.hyper_channels, *sizes[i][1]
-                )
-                for i in range(len(shapes))
+                z_all[:, seg.z_at : seg.z_at + seg.n * seg.z_size[0] * seg.z_size[1]]
+                .reshape(c.hyper_channels, seg.n, *seg.z_size)
+                .swapaxes(0, 1)
+                for seg in segments
             ]
-            idx = self._scale_indices(zs, shapes)
-            k_all = np.concatenate([k.ravel() for k in idx])
-            order = np.argsort(k_all, kind="stable")
-            bounds = np.searchsorted(k_all[order], np.arange(SCALES + 1))
-            y_all = np.empty(len(k_all), np.int64)
-            coder = self._coder(yp)
+            k_all = np.concatenate([k.ravel() for k in self._scale_indices(zs)])
+            order, bounds = _by_scale(k_all)
+            y_sorted = np.empty(len(k_all), np.int32)
+            if header.layout == 0:
+                coder = self._coder(yp)
             for k in reversed(range(SCALES)):
                 if bounds[k + 1] > bounds[k]:
-                    y_all[order[bounds[k] : bounds[k + 1]]] = coder.decode(
+                    y_sorted[bounds[k] : bounds[k + 1]] = coder.decode(
                         self._y_models[k], int(bounds[k + 1] - bounds[k])
                     )
         except Exception as e:  # constriction raises on an exhausted or inconsistent stream
             raise CodecError(f"{name}: the coded data is inconsistent ({e})") from None
-        y_all -= c.max_symbol
-        cuts = np.cumsum([0, *(c.latent_channels * yh * yw for (yh, yw), _ in sizes)])
+        y_all = np.empty_like(y_sorted)
+        y_all[order] = y_sorted - c.max_symbol
         ys = [
-            y_all[cuts[i] : cuts[i + 1]].reshape(c.latent_channels, *sizes[i][0]) for i in range(len(shapes))
+            y_all[seg.y_at : seg.y_at + seg.n * c.latent_channels * seg.y_size[0] * seg.y_size[1]].reshape(
+                seg.n, c.latent_channels, *seg.y_size
+            )
+            for seg in segments
         ]
-        return self._synthesise(ys, shapes, header.quality / 256, progress)
+        return self._synthesise(ys, segments, header.quality / 256, progress)
 
     @torch.no_grad()
-    def _synthesise(self, ys, shapes, quality: float, progress: bool = False) -> list[np.ndarray]:
-        out: list[np.ndarray | None] = [None] * len(ys)
-        for idx in _bar(list(self._groups(shapes)), progress, "decode"):
-            y = torch.from_numpy(np.stack([ys[i] for i in idx])).to(self.run.device)
-            x = self.model.synthesise(y, quality)
-            for j, i in enumerate(idx):
-                ch, h, w = shapes[i]
-                im = x[j, :, :h, :w]
-                if ch == 1 and self.channels == 3:
-                    im = im.mean(0, keepdim=True)
-                out[i] = np.clip(np.rint(im.float().cpu().numpy() * 255), 0, 255).astype(np.uint8)
+    def _synthesise(self, ys, segments: list[Segment], quality: float, progress: bool = False):
+        out: list[np.ndarray] = []
+        for y, seg in _bar(list(zip(ys, segments, strict=True)), progress, "decode"):
+            ch, h, w = seg.shape
+            x = self.model.synthesise(torch.from_numpy(y).to(self.run.device), quality)[:, :, :h, :w]
+            if ch == 1 and self.channels == 3:
+                x = x.mean(1, keepdim=True)
+            out += list(x.mul(255).round_().to(torch.uint8).cpu().numpy())  # in [0, 255] already (clamped)
         return out
+
+
+@dataclass(frozen=True)
+class Segment:
+    """``n`` consecutive images of one ``shape`` (C, H, W) from image ``start``; their latents
+    are ``y_size`` / ``z_size`` and their symbols start at ``y_at`` / ``z_at`` (per z channel)."""
+
+    start: int
+    n: int
+    shape: tuple[int, int, int]
+    y_size: tuple[int, int]
+    z_size: tuple[int, int]
+    y_at: int
+    z_at: int
+
+
+def _by_scale(k: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The stable order of symbols grouped by scale index (uint8: numpy radix-sorts it, linear
+    time), and where each index's group starts: ``bounds[k]..bounds[k+1]``."""
+    order = np.argsort(k, kind="stable")
+    counts = torch.from_numpy(k).bincount(minlength=SCALES).numpy()  # (numpy's would copy k to int64)
+    bounds = np.concatenate([[0], np.cumsum(counts)])
+    return order, bounds
 
 
 def _bar(items: Sequence, progress: bool, desc: str):

@@ -52,7 +52,9 @@ class HyperpriorConfig:
     """Attributes:
     input_shape: (C, H, W) of the training images; any H, W can be coded.
     channels: N, the width of the transforms; latent_channels: M, the channels of ``y``;
-    hyper_channels: the channels of ``z``.
+    hyper_channels: the channels of ``z``; hyper_width: the width of ``h_a`` / ``h_s`` (0: the same
+    as ``channels``). ``h_s`` runs in exact integer (float64) arithmetic at decode, so a narrow one
+    decodes faster.
     levels: stride-2 stages of ``g_a`` (``y`` is 1/2^levels of the image); hyper_levels: of ``h_a``.
     lambdas: one rate-distortion weight per quality level, lowest quality first.
     max_symbol / max_side: ``y`` and ``z`` symbols are clipped to +-these.
@@ -62,6 +64,7 @@ class HyperpriorConfig:
     channels: int = 64
     latent_channels: int = 64
     hyper_channels: int = 32
+    hyper_width: int = 0
     levels: int = 2
     hyper_levels: int = 2
     lambdas: tuple[float, ...] = (0.0008, 0.0016, 0.0032, 0.0064, 0.0128, 0.0256, 0.0512, 0.1024)
@@ -76,6 +79,10 @@ class HyperpriorConfig:
         for name in ("channels", "latent_channels", "hyper_channels", "levels", "hyper_levels"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"model config: {name} must be 1 or more, not {getattr(self, name)}")
+        if self.hyper_width < 0:
+            raise ConfigError(
+                f"model config: hyper_width must be 0 (= channels) or more, not {self.hyper_width}"
+            )
         if (
             not self.lambdas
             or any(v <= 0 for v in self.lambdas)
@@ -125,17 +132,36 @@ def integer_table(p: Tensor, total: int = 1 << PRECISION) -> Tensor:
     return counts
 
 
+def subpixel_weight(w: Tensor) -> Tensor:
+    """The 3x3 convolution (then a 2x pixel shuffle) equal to a transposed 5x5 convolution of stride 2,
+    padding 2, output padding 1: output pixel 2i+a takes input i+e-1 with weight tap a+4-2e.
+
+    Shape:
+        w: (C_in, C_out, 5, 5) -> (4 C_out, C_in, 3, 3), output channel c*4 + 2a_h + a_w.
+    """
+    c_in, c_out = w.shape[:2]
+    k = w.new_zeros(c_out, 2, 2, c_in, 3, 3)
+    for a in range(2):
+        for b in range(2):
+            for e in range(3):
+                for f in range(3):
+                    t, u = a + 4 - 2 * e, b + 4 - 2 * f
+                    if t <= 4 and u <= 4:
+                        k[:, a, b, :, e, f] = w[:, :, t, u].T
+    return k.reshape(4 * c_out, c_in, 3, 3)
+
+
 def _int_conv(x: Tensor, w: Tensor, b: Tensor) -> Tensor:
-    """Exact 'same' convolution of integer-valued float64 tensors: unfold + matrix product.
+    """Exact 'same' convolution of integer-valued float64 tensors: unfold + a matrix product per
+    image (exact whatever the BLAS or summation order: every partial sum is an integer below 2^53).
 
     Shape:
         x: (B, C, H, W), w: (O, C, k, k), b: (O,) -> (B, O, H, W)
     """
     (n, _, h, wd), k = x.shape, w.shape[-1]
     cols = F.unfold(x, k, padding=k // 2)  # (B, C*k*k, H*W): a gather, no arithmetic
-    cols = cols.transpose(0, 1).reshape(cols.shape[1], -1)  # (C*k*k, B*H*W): one large product
-    out = w.reshape(len(w), -1) @ cols + b[:, None]
-    return out.reshape(len(w), n, h, wd).transpose(0, 1)
+    out = torch.matmul(w.reshape(len(w), -1), cols)  # (B, O, H*W)
+    return out.add_(b[:, None]).view(n, len(w), h, wd)
 
 
 @register_model("hyperprior")
@@ -155,6 +181,7 @@ class HyperpriorModel(Autoencoder):
             ga += [_down(c if i == 0 else n, m if last else n)] + ([] if last else [GDN(n)])
             gs += [_up(m if i == 0 else n, c if last else n)] + ([] if last else [GDN(n, inverse=True)])
         self.g_a, self.g_s = nn.Sequential(*ga), nn.Sequential(*gs)
+        n = config.hyper_width or n
         ha: list[nn.Module] = [nn.Conv2d(m, n, 3, padding=1), nn.ReLU()]
         for i in range(config.hyper_levels):
             ha += [_down(n, nz if i == config.hyper_levels - 1 else n)]
@@ -256,29 +283,55 @@ class HyperpriorModel(Autoencoder):
         return y_int.long(), z_int.long()
 
     def synthesise(self, y: Tensor, quality: float) -> Tensor:
-        """Pixels in [0, 1] (float) from integer ``y`` symbols (B, M, h, w); still padded."""
+        """Pixels in [0, 1] (float) from integer ``y`` symbols (B, M, h, w); still padded.
+
+        ``g_s`` computed for speed, not by its modules: channels-last tensors, each transposed
+        convolution as the equivalent sub-pixel convolution (:func:`subpixel_weight`) and inverse
+        GDN as one matrix product (measured 2-3x faster on one CPU thread). Same function, floats
+        rounded differently (about 1e-6); decoding never depends on it (symbols come first).
+        """
         _, ig = self.gains(quality)
-        return self.g_s(y.float() * ig[:, None, None]).clamp(0, 1)
+        x = (y.float() * ig[:, None, None]).contiguous(memory_format=torch.channels_last)
+        for layer in self.g_s:
+            if isinstance(layer, nn.ConvTranspose2d):
+                w = subpixel_weight(layer.weight).contiguous(memory_format=torch.channels_last)
+                x = F.conv2d(x, w, layer.bias.repeat_interleave(4), padding=1)
+                (b, _, h, wd), c = x.shape, x.shape[1] // 4
+                # pixel shuffle in channels-last memory, one copy: (B, H, W, C, 2, 2) -> (B, H, 2, W, 2, C)
+                x = x.permute(0, 2, 3, 1).reshape(b, h, wd, c, 2, 2).permute(0, 1, 4, 2, 5, 3)
+                x = x.reshape(b, 2 * h, 2 * wd, c).permute(0, 3, 1, 2)
+            else:  # GDN: (B, H, W, C) rows times (C, C)
+                rows = x.permute(0, 2, 3, 1)  # a view: channels-last memory is (B, H, W, C)
+                norm = torch.addmm(
+                    layer.beta.square() + 1e-6,
+                    rows.reshape(-1, rows.shape[-1]).square(),
+                    layer.gamma.square().T,
+                ).view_as(rows)
+                rows = rows * (norm.sqrt() if layer.inverse else norm.rsqrt())
+                x = rows.permute(0, 3, 1, 2)
+        return x.clamp(0, 1)
 
     def scale_index(self, z: Tensor) -> Tensor:
         """The scale-table index of every element of ``y``, from integer ``z`` in exact integer arithmetic.
 
         Shape:
-            z: (B, Nz, h', w') int64 -> (B, M, h' * 2^hyper_levels, w' * 2^hyper_levels) int64.
+            z: (B, Nz, h', w') int64 -> (B, M, h' * 2^hyper_levels, w' * 2^hyper_levels) uint8.
         """
-        a = z.double()  # integers; scale 2^0
+        if len(z) > 128:  # in chunks: the unfolded columns of 128 small images stay in cache (2x faster)
+            return torch.cat([self.scale_index(part) for part in z.split(128)])
+        a = z.double().cpu()  # integers; scale 2^0
         act = 0  # the current activation's binary point
         convs = [m for m in self.h_s if isinstance(m, nn.Conv2d)]
         for i, conv in enumerate(convs):
             w = torch.round(conv.weight.detach().double().cpu() * 2**WEIGHT_BITS)
             bias = torch.round(conv.bias.detach().double().cpu() * 2 ** (WEIGHT_BITS + act))
-            acc = _int_conv(a.cpu(), w, bias)  # scale 2^(WEIGHT_BITS + act)
-            a = torch.floor(acc * 2.0 ** (ACT_BITS - WEIGHT_BITS - act) + 0.5)  # exact: a power of two
+            acc = _int_conv(a, w, bias)  # scale 2^(WEIGHT_BITS + act)
+            a = torch.floor(acc.mul_(2.0 ** (ACT_BITS - WEIGHT_BITS - act)).add_(0.5))  # exact: a power of 2
             act = ACT_BITS
             if i < len(convs) - 1:
                 a = F.relu(F.pixel_shuffle(a, 2))
         k = torch.div(a - LOG0, STEP, rounding_mode="floor")  # a: log-scale in 1/256 nat
-        return k.clamp(0, SCALES - 1).long().to(z.device)
+        return k.clamp_(0, SCALES - 1).to(torch.uint8).to(z.device)
 
     @torch.no_grad()
     def finalize(self) -> None:
