@@ -759,7 +759,7 @@ def cmd_embed(args: argparse.Namespace) -> int:
     else:
         data = run.prepare(run.load_data(args.input, args.split, limit=args.limit, missing=args.missing))
         codes = run.encode(data, batch_size=args.batch_size, progress="embedding")
-    if args.pool != "none" and codes[0].ndim > 1:
+    if args.pool != "none" and len(codes) and codes[0].ndim > 1:
         codes = pool_codes(codes, args.pool)
     write_codes(output, codes, data, force=args.force)
     shapes = {tuple(c.shape) for c in codes}
