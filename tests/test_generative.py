@@ -43,15 +43,20 @@ def _trained(name, batch, steps=40, **kw):
     return model.eval()
 
 
-def test_iwae_bound_grows_with_the_number_of_samples(batch):
-    model = _trained("iwae", batch, iw_samples=3)
-    x = batch.x[:32]
+def _iw_bounds(model, x) -> list[float]:
+    """The importance-weighted bound at K = 1, 4, 16 (each the mean of 8 draws, seeded)."""
     torch.manual_seed(0)
     with torch.no_grad():
-        bounds = [
+        return [
             float(torch.stack([iw_bound(model.log_weights(x, k=k)).mean() for _ in range(8)]).mean())
             for k in (1, 4, 16)
         ]
+
+
+def test_iwae_bound_grows_with_the_number_of_samples(batch):
+    model = _trained("iwae", batch, iw_samples=3)
+    x = batch.x[:32]
+    bounds = _iw_bounds(model, x)
     assert bounds == sorted(bounds) and bounds[-1] - bounds[0] > 0.5  # monotone, and not by noise alone
     # K = 1 is the ELBO: the same mean as the VAE's closed-form-KL ELBO, up to Monte-Carlo noise
     with torch.no_grad():
@@ -177,12 +182,8 @@ def test_two_level_vae_with_the_upper_level_off_is_the_vae(batch):
 def test_two_level_vae_bound_and_prior(batch):
     model = _trained("two-level-vae", batch, top_dim=4)
     x = batch.x[:32]
-    torch.manual_seed(0)
+    bounds = _iw_bounds(model, x)
     with torch.no_grad():
-        bounds = [
-            float(torch.stack([iw_bound(model.log_weights(x, k=k)).mean() for _ in range(8)]).mean())
-            for k in (1, 4, 16)
-        ]
         elbo = float(torch.stack([model.loss(Batch(x, None))["elbo"] for _ in range(8)]).mean())
     assert bounds == sorted(bounds)  # the importance-weighted bound tightens with K
     assert bounds[0] == pytest.approx(elbo, rel=0.03)  # K = 1 is the training ELBO
