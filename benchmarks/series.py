@@ -151,16 +151,18 @@ def main() -> None:
         if name == "KDD-TSAD_135":
             train, test, labels = load_kdd()
             ours = {
-                "aekit conv1d, window score (default; fit on TRAIN)": {},
+                "aekit conv1d, peak score (default; fit on TRAIN)": {},
+                "aekit conv1d, window score (fit on TRAIN)": {"series_score": "window"},
                 "aekit conv1d, step score (fit on TRAIN)": {"series_score": "step"},
             }
         else:
             test, labels = load_daphnet()
             train = test
             ours = {
-                "aekit conv1d, window score (default; fit on the series)": {},
+                "aekit conv1d, peak score (default; fit on the series)": {},
+                "aekit conv1d, window score (fit on the series)": {"series_score": "window"},
                 "aekit conv1d, step score (fit on the series)": {"series_score": "step"},
-                "aekit conv1d robust l21, window score (fit on the series)": {
+                "aekit conv1d robust l21, peak score (fit on the series)": {
                     "robust": "l21",
                     "contamination": 0.05,
                 },

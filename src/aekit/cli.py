@@ -903,7 +903,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--robust", choices=("l1", "l21", "l20"), help="robust autoencoder for contaminated training data"
     )
     p.add_argument(
-        "--series-score", choices=("window", "step"), help="series: window (default) or step error"
+        "--series-score",
+        choices=("peak", "window", "step"),
+        help="series: peak (default), window or step error per step",
     )
     p.add_argument("--device", default="auto")
     p.add_argument("--quiet", action="store_true")

@@ -100,7 +100,7 @@ class DetectorConfig:
     model_options: dict[str, Any] = field(default_factory=dict)
     window: int | None = None
     stride: int | None = None
-    series_score: str = "window"
+    series_score: str = "peak"
     robust: str | None = None
 
     def __post_init__(self) -> None:
@@ -120,7 +120,7 @@ class DetectorConfig:
             (self.neighbors >= 1, "neighbors must be at least 1"),
             (self.window is None or self.window >= 2, "window must be at least 2 steps"),
             (self.stride is None or self.stride >= 1, "stride must be at least 1"),
-            (self.series_score in ("window", "step"), "series_score must be window or step"),
+            (self.series_score in ("peak", "window", "step"), "series_score must be peak, window or step"),
             (
                 self.robust in (None, "l1", "l21", "l20"),
                 f"robust must be l1, l21 or l20, not {self.robust!r}",
@@ -161,7 +161,8 @@ class AnomalyDetector:
         iw_samples: Importance samples for the ``nll`` score (0 or 1: a one-sample ELBO).
         window, stride: Series: steps per window (default: the dominant period) and between the
             windows that score a series (default: window / 8).
-        series_score: Series: ``window`` (each window's error, mapped back to its steps) or ``step``.
+        series_score: Series: ``peak`` (each window's largest step error, mapped back to its steps),
+            ``window`` (each window's mean error) or ``step`` (see :func:`aekit.apps.series.score_steps`).
         robust: ``l20``, ``l21`` or ``l1``: train the Robust Deep Autoencoder (contaminated training data).
 
     Attributes (after fit): ``run_`` (the trained model), ``score_`` (the score in use),
@@ -204,7 +205,7 @@ class AnomalyDetector:
         model_options: dict[str, Any] | None = None,
         window: int | None = None,
         stride: int | None = None,
-        series_score: str = "window",
+        series_score: str = "peak",
         robust: str | None = None,
     ) -> None:
         self.model = model
