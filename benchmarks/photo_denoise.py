@@ -7,9 +7,10 @@ sigma 15, 25 and 50 (of 255), clipped to [0, 1] as an 8-bit photo would be, the 
 images (seeded) for every method.
 
 - aekit: one ``denoising`` model, ``arch=fcn`` (U-Net with additive skips, residual: it predicts
-  the noise), blind over sigma 0-55, trained on random 48x48 patches of the training photos
-  (grey, and each colour channel as a grey image) and applied to each whole test photo, colour
-  ones channel by channel. One model for every sigma, never told the sigma.
+  the noise), blind over sigma 0-55, trained on random patches of the training photos (grey, and
+  each colour channel as a grey image) and applied to each whole test photo, colour ones channel
+  by channel, in fp32 and under bfloat16 autocast (``aekit denoise --precision bf16``). One model
+  for every sigma, never told the sigma.
 - non-local means (scikit-image, fast mode), told the true sigma; its filter strength and
   search distance tuned per sigma on crops of the training photos.
 - BM3D (the ``bm3d`` package, an optional benchmark dependency under a non-commercial licence):
@@ -17,11 +18,18 @@ images (seeded) for every method.
 - the noisy input.
 
 Also the training throughput in megapixels per second and as a share of this CPU's convolution
-rate (a 3x3 convolution measured in the same run), for fp32, channels-last, bfloat16 autocast
-and ``torch.compile``, and whether bfloat16 training holds the PSNR of fp32 (a short A/B run).
+rate (the best 3x3 convolution over the model's widths, measured in the same run), for fp32,
+channels-last, bfloat16 autocast and ``torch.compile``, and whether bfloat16 training holds the
+PSNR of fp32 (an A/B run from the same start).
 
-Run: ``.venv/bin/python benchmarks/photo_denoise.py [--epochs 12] [--out benchmarks/results]``
-The trained model is kept in OUT/photo-denoiser-*/ and reused by later runs with the same settings.
+Run (the settings of docs/benchmarks/photo_denoise.md; ~100 CPU-minutes of training)::
+
+    .venv/bin/python benchmarks/photo_denoise.py --channels 32,64,128,256 --blocks 1 --patch 64 \
+        --batch 16 --epochs 30 --per-epoch 2400 --threads 1 --no-speed --out benchmarks/results
+    .venv/bin/python benchmarks/photo_denoise.py ...same settings... --speed-only --ab-steps 200
+
+The run is checkpointed every epoch in OUT/photo-denoiser-<settings>/: a stopped run resumes from
+its last epoch, and a finished one is reused.
 """
 
 from __future__ import annotations
