@@ -38,6 +38,7 @@ import argparse
 import dataclasses
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import torch
@@ -46,11 +47,11 @@ from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 from skimage.restoration import denoise_nl_means
 
 from aekit.api import Run, load
+from aekit.apps.images import apply_image
 from aekit.config import TrainConfig, resolve
 from aekit.data.batches import Batch
-from aekit.data.patches import PatchDataset, apply_whole
+from aekit.data.patches import PatchDataset
 from aekit.models import build_model
-from aekit.models.fcn import geometry
 from aekit.training import checkpoint
 from aekit.training.callbacks import Checkpointer, MetricsLog, ProgressBar
 from aekit.training.trainer import Trainer
@@ -102,15 +103,14 @@ def scores(clean: np.ndarray, out: np.ndarray) -> tuple[float, float]:
 
 
 def aekit_denoise(model: torch.nn.Module, noisy: np.ndarray, bf16: bool = False) -> np.ndarray:
-    """A whole photo through the model, each colour channel as a grey image (``bf16``: under
-    bfloat16 autocast, as ``aekit denoise --precision bf16`` runs it)."""
-    stride, _ = geometry(model)
-    planes = noisy[None] if noisy.ndim == 2 else np.moveaxis(noisy, -1, 0)
-    x = torch.from_numpy(planes.astype(np.float32))[:, None]  # (C, 1, H, W): channels as a batch
+    """A whole photo through the model as ``aekit denoise`` runs it (:func:`aekit.apps.images.apply_image`):
+    a colour photo channel by channel as grey images; ``bf16``: ``--precision bf16``."""
+    x = torch.from_numpy(noisy.astype(np.float32))
+    x = x[None, None] if noisy.ndim == 2 else x.permute(2, 0, 1)[None]  # (1, C, H, W)
     model = model.to(memory_format=torch.channels_last)  # as in training: faster on this CPU, same numbers
-    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-        out = apply_whole(model.reconstruct, x, stride)[:, 0].float().double().numpy()
-    return out[0] if noisy.ndim == 2 else np.moveaxis(out, 0, -1)
+    run = SimpleNamespace(model=model, device="cpu")
+    out = apply_image(run, model.reconstruct, x, precision="bf16" if bf16 else "fp32")[0].double()
+    return out[0].numpy() if noisy.ndim == 2 else out.permute(1, 2, 0).numpy()
 
 
 def nlm(noisy: np.ndarray, sigma: int, h_factor: float, distance: int) -> np.ndarray:
