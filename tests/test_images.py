@@ -318,6 +318,9 @@ def test_embed_writes_each_images_spatial_code_and_pools_them(fcn_run, tmp_path,
         shapes = [f[f"codes_{i}"].shape for i in range(len(images))]
         first = f["codes_0"]
     assert shapes == [(4, -(-h // 4), -(-w // 4)) for h, w in images.sizes]  # stride 4: ceil(H/4) x ceil(W/4)
+    from aekit.apps.images import code_shapes
+
+    assert code_shapes(aekit.load(run), images) == shapes  # what embed checks the output against
     model = aekit.load(run).model.eval()
     with torch.no_grad():
         want = model.encode(pad_to_multiple(images.image(0), 4))[0].numpy()

@@ -736,25 +736,19 @@ def _generate_music(run, args: argparse.Namespace) -> int:
 
 def cmd_embed(args: argparse.Namespace) -> int:
     import aekit
-    from aekit.apps.embed import pool_codes, write_codes
+    from aekit.apps.embed import check_codes_output, pool_codes, write_codes
+    from aekit.apps.images import takes_any_size
     from aekit.fileio import new_output
 
     output = new_output(args.output, args.force)
-    if output.suffix.lower() not in (".npy", ".npz", ".csv"):
-        raise DataError(f"{output}: unknown output type for codes (use .npy, .npz or .csv)")
+    check_codes_output(output)
     run = aekit.load(args.run, device=args.device)
-    from aekit.apps.images import takes_any_size
-
     if takes_any_size(run, args.input):  # a fully convolutional run on an image folder: spatial codes
-        from aekit.apps.embed import check_codes_output
-        from aekit.apps.images import image_codes, load_images
-        from aekit.models.fcn import geometry
+        from aekit.apps.images import code_shapes, image_codes, load_images
 
         data = load_images(run, args.input, progress=True)
         if args.pool == "none":  # refuse an output that cannot hold these codes before encoding
-            stride, c = geometry(run.model)[0], run.model.config.latent_dim
-            c *= data.channels if run.model.input_shape[0] == 1 else 1  # grey model: channel by channel
-            check_codes_output(output, [(c, -(-h // stride), -(-w // stride)) for h, w in data.sizes])
+            check_codes_output(output, code_shapes(run, data))
         codes = list(image_codes(run, data, progress=True))
     else:
         data = run.prepare(run.load_data(args.input, args.split, limit=args.limit, missing=args.missing))

@@ -31,13 +31,17 @@ def pool_codes(codes: np.ndarray | Sequence[np.ndarray], how: str) -> np.ndarray
     return np.stack([fn(np.asarray(c).reshape(len(c), -1), axis=1) for c in codes]).astype(np.float32)
 
 
-def check_codes_output(path: Path, shapes: Sequence[tuple[int, ...]]) -> None:
-    """Refuse, before any work, an output that cannot hold codes of these shapes (one per sample).
+def check_codes_output(path: Path, shapes: Sequence[tuple[int, ...]] = ()) -> None:
+    """Refuse, before any work, an output that cannot hold codes of these shapes (one per sample;
+    none given: check the file type only).
 
     Raises:
-        DataError: spatial codes bound for a CSV, or codes of different shapes for one ``.npy``.
+        DataError: an unknown file type, spatial codes bound for a CSV, or codes of different
+            shapes for one ``.npy``.
     """
     suffix = path.suffix.lower()
+    if suffix not in (".npy", ".npz", ".csv"):
+        raise DataError(f"{path}: unknown output type for codes (use .npy, .npz or .csv)")
     if suffix == ".csv" and shapes and len(shapes[0]) > 1:
         raise DataError(
             f"{path}: these codes are spatial, {tuple(shapes[0])} per image; a CSV holds one vector per row: "
@@ -69,8 +73,6 @@ def write_codes(
     """
     path = new_output(path, force)
     suffix = path.suffix.lower()
-    if suffix not in (".npy", ".npz", ".csv"):
-        raise DataError(f"{path}: unknown output type for codes (use .npy, .npz or .csv)")
     labels = data.y.numpy() if data.y is not None else None
     ids = list(data.ids) if data.ids else [str(i) for i in range(len(codes))]
     parts = [np.asarray(c, dtype=np.float32) for c in codes]

@@ -79,6 +79,14 @@ def reconstructions(
         yield apply_image(run, lambda t: run.model.reconstruct(t), images.image(i), tile, precision)
 
 
+def code_shapes(run, images: ImageSet) -> list[tuple[int, int, int]]:
+    """The shape :func:`image_codes` gives each image, without encoding: (C, ceil(H/s), ceil(W/s))."""
+    stride, _ = geometry(run.model)
+    c = run.model.config.latent_dim
+    c *= images.channels if run.model.input_shape[0] == 1 else 1  # a grey model: channel by channel
+    return [(c, -(-h // stride), -(-w // stride)) for h, w in images.sizes]
+
+
 def image_codes(run, images: ImageSet, progress: bool = False) -> Iterator[np.ndarray]:
     """Each image's spatial code, float32 (C, H', W') with H' = ceil(H / stride), W' likewise.
 
