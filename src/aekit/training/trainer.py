@@ -127,8 +127,10 @@ class Trainer:
         cuda = self.device.type == "cuda"
         amp_dtype = torch.bfloat16 if cuda and torch.cuda.is_bf16_supported() else torch.float16
         self.amp = config.amp and cuda
-        self._autocast = (lambda: torch.autocast("cuda", dtype=amp_dtype)) if self.amp else nullcontext
-        if config.cpu_bf16 and self.device.type == "cpu":
+        self._autocast = nullcontext
+        if self.amp:
+            self._autocast = lambda: torch.autocast("cuda", dtype=amp_dtype)
+        elif config.cpu_bf16 and self.device.type == "cpu":
             self._autocast = lambda: torch.autocast("cpu", dtype=torch.bfloat16)
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp and amp_dtype == torch.float16)
         self.epoch = 0  # epochs completed
