@@ -158,3 +158,75 @@ def test_clean_removes_what_it_flags_and_never_touches_the_input(tmp_path, digit
     assert fixed.repaired and len([p for p in (tmp_path / "fixed").iterdir() if p.suffix == ".png"]) == 63
     repaired_noise = np.asarray(Image.open(tmp_path / "fixed" / "noise0.png"))
     assert np.abs(repaired_noise.astype(int) - noise[0]).mean() > 40  # replaced by a digit-like image
+
+
+def test_conv1d_channel_mask_hides_one_channel_in_training_only():
+    from aekit.data.batches import Batch
+    from aekit.errors import ConfigError
+    from aekit.models import build_model
+
+    torch.manual_seed(0)
+    x = torch.randn(64, 3, 40)
+    masked = build_model(
+        "conv1d", input_shape=(3, 40), latent_dim=8, channel_mask=1.0, output_activation="none"
+    )
+    plain = build_model("conv1d", input_shape=(3, 40), latent_dim=8, output_activation="none")
+    plain.load_state_dict(masked.state_dict())
+    batch = Batch(x)
+    masked.train(), plain.train()
+    torch.manual_seed(1)
+    seen = []
+    hook = masked.encoder.register_forward_pre_hook(lambda m, args: seen.append(args[0].detach().clone()))
+    loss = masked.loss(batch)["loss"]
+    hook.remove()
+    zero_channels = (seen[0].reshape(64, 3, 40).abs().sum(2) == 0).sum(1)
+    assert (zero_channels == 1).all()  # every window lost exactly one channel ...
+    expected = ((masked(seen[0]).x_hat - x) ** 2).mean()  # ... and the target is the whole window
+    torch.testing.assert_close(loss, expected)
+    masked.eval(), plain.eval()
+    torch.testing.assert_close(masked.loss(batch)["loss"], plain.loss(batch)["loss"])  # training only
+    with pytest.raises(ConfigError, match="channel_mask"):
+        build_model("conv1d", input_shape=(3, 40), channel_mask=1.5)
+
+
+def test_cross_channel_errors_hide_each_channel_and_score_it_from_the_others():
+    from aekit.apps.series import channel_errors
+
+    class SumOfChannels(torch.nn.Module):  # reconstructs every channel as the sum of all of them
+        def __init__(self):
+            super().__init__()
+            self.w = torch.nn.Parameter(torch.zeros(1))
+
+        def reconstruct(self, b):
+            return b.sum(1, keepdim=True).expand_as(b)
+
+    w = np.random.default_rng(0).normal(size=(5, 3, 12)).astype(np.float32)
+    cross = channel_errors(SumOfChannels(), w, cross=True, batch_size=2)
+    others = w.sum(1, keepdims=True) - w  # what the other channels say, channel by channel
+    np.testing.assert_allclose(cross, (others - w) ** 2, rtol=1e-5, atol=1e-5)
+    plain = channel_errors(SumOfChannels(), w)
+    np.testing.assert_allclose(plain, (w.sum(1, keepdims=True) - w) ** 2, rtol=1e-5, atol=1e-5)
+
+
+def test_a_detector_on_several_channels_scores_channels_apart_and_saves_how(tmp_path):
+    from aekit.errors import ConfigError
+
+    a = _membrane()[:4500].astype(np.float64)
+    g = np.random.default_rng(0)
+    x = np.stack([a, 2 * a + g.normal(0, 0.01, len(a)), np.roll(a, 7)], 1)  # three related channels
+    det = AnomalyDetector(epochs=8, device="cpu", fpr=0.01, seed=0).fit(from_values(x[:2500], "train"))
+    assert det.run_.model.config.channel_mask == 0.5 and det.channels_.cross_scale is not None
+    test = x[2500:].copy()
+    test[1000:1150, 1] += 0.25  # one channel drifts away from the other two
+    scores = det.anomaly_score(from_values(test, "test"))
+    flagged = scores > det.threshold_
+    assert flagged[1000:1150].mean() > 0.5
+    elsewhere = np.ones(len(test), dtype=bool)
+    elsewhere[1000 - 200 : 1150 + 200] = False
+    assert flagged[elsewhere].mean() < 0.03
+    det.save(tmp_path / "det")  # the channel scales and the mix are saved with the detector
+    back = AnomalyDetector.load(tmp_path / "det")
+    assert back.channels_ == det.channels_
+    np.testing.assert_array_equal(back.anomaly_score(from_values(test, "test")), scores)
+    with pytest.raises(ConfigError, match="more than one channel"):
+        AnomalyDetector(epochs=1, device="cpu", cross_channel=True).fit(from_values(a[:600], "one"))

@@ -469,7 +469,7 @@ def cmd_denoise(args: argparse.Namespace) -> int:
 
 DETECT_OPTIONS = ("model", "score", "device", "fpr", "percentile", "contamination", "epochs", "latent_dim")
 DETECT_OPTIONS += ("seed", "iw_samples", "lr", "batch_size", "window", "stride", "series_score", "robust")
-DETECT_OPTIONS += ("neighbors",)
+DETECT_OPTIONS += ("neighbors", "cross_channel")
 
 
 def cmd_detect_fit(args: argparse.Namespace) -> int:
@@ -898,8 +898,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--series-score",
-        choices=("peak", "window", "step"),
-        help="series: peak (default), window or step error per step",
+        choices=("auto", "peak", "window", "step"),
+        help="series: peak, window or step error per step (auto, the default: peak for one channel, "
+        "window for several)",
+    )
+    p.add_argument(
+        "--cross-channel",
+        action=argparse.BooleanOptionalAction,
+        help="series of several channels: also score each channel against what the others predict "
+        "(default: on for more than one channel)",
     )
     p.add_argument("--device", default="auto")
     p.add_argument("--quiet", action="store_true")

@@ -100,7 +100,8 @@ class DetectorConfig:
     model_options: dict[str, Any] = field(default_factory=dict)
     window: int | None = None
     stride: int | None = None
-    series_score: str = "peak"
+    series_score: str = "auto"
+    cross_channel: bool | None = None
     robust: str | None = None
 
     def __post_init__(self) -> None:
@@ -120,7 +121,10 @@ class DetectorConfig:
             (self.neighbors >= 1, "neighbors must be at least 1"),
             (self.window is None or self.window >= 2, "window must be at least 2 steps"),
             (self.stride is None or self.stride >= 1, "stride must be at least 1"),
-            (self.series_score in ("peak", "window", "step"), "series_score must be peak, window or step"),
+            (
+                self.series_score in ("auto", "peak", "window", "step"),
+                "series_score must be auto, peak, window or step",
+            ),
             (
                 self.robust in (None, "l1", "l21", "l20"),
                 f"robust must be l1, l21 or l20, not {self.robust!r}",
@@ -162,7 +166,13 @@ class AnomalyDetector:
         window, stride: Series: steps per window (default: the dominant period) and between the
             windows that score a series (default: window / 8).
         series_score: Series: ``peak`` (each window's largest step error, mapped back to its steps),
-            ``window`` (each window's mean error) or ``step`` (see :func:`aekit.apps.series.score_steps`).
+            ``window`` (each window's mean error) or ``step`` (see :func:`aekit.apps.series.score_steps`);
+            ``auto`` (default): ``peak`` for one channel, ``window`` for several (each chosen on
+            validation signals, ``benchmarks/series_validate.py``).
+        cross_channel: Series of several channels: also score each channel by how far it is from
+            what the other channels predict (the model learns that by training with one channel
+            hidden at a time, ``channel_mask``). None (default): on when there is more than one
+            channel and the model is ``conv1d``. See :class:`aekit.apps.series.ChannelScoring`.
         robust: ``l20``, ``l21`` or ``l1``: train the Robust Deep Autoencoder (contaminated training data).
 
     Attributes (after fit): ``run_`` (the trained model), ``score_`` (the score in use),
@@ -205,7 +215,8 @@ class AnomalyDetector:
         model_options: dict[str, Any] | None = None,
         window: int | None = None,
         stride: int | None = None,
-        series_score: str = "peak",
+        series_score: str = "auto",
+        cross_channel: bool | None = None,
         robust: str | None = None,
     ) -> None:
         self.model = model
@@ -227,6 +238,7 @@ class AnomalyDetector:
         self.window = window
         self.stride = stride
         self.series_score = series_score
+        self.cross_channel = cross_channel
         self.robust = robust
 
     def get_params(self, deep: bool = True) -> dict[str, Any]:
@@ -258,7 +270,7 @@ class AnomalyDetector:
         """Train on normal samples ``X`` and calibrate the threshold on a held-out share of them."""
         c = self._settings()
         data = _dataset(X)
-        self.windowing_, self.lambda_, tail = None, None, None
+        self.windowing_, self.lambda_, self.channels_, tail = None, None, None, None
         options = dict(c.model_options)
         if data.series is not None:  # windows of the first part of each series; the ends calibrate
             from aekit.apps import series
@@ -272,6 +284,9 @@ class AnomalyDetector:
         if data.series is not None or _numeric(data):  # standardised values, not [0, 1]
             options = {"output_activation": "none", **options}
         model = "conv1d" if c.model == "auto" and data.series is not None else c.model
+        cross = self.windowing_ is not None and _cross_channel(c, model, len(self.windowing_.scaling.center))
+        if cross:  # the model learns each channel from the others, too
+            options = {"channel_mask": 0.5, **options}
         layer = {
             "model": {"name": None if model == "auto" else model, "latent_dim": c.latent_dim, **options},
             "data": {"source": data.name},
@@ -294,6 +309,7 @@ class AnomalyDetector:
         score = _resolve_score(score, get_spec(config.model).cls, data.is_image)  # before training
         callbacks: list[Any] = [ProgressBar(progress)]
         described = fit_set.describe()
+        train_windows = np.asarray(fit_set.x) if self.windowing_ is not None else None
         if c.robust:  # the Robust Deep Autoencoder: train on X - S, S the sparse part
             from aekit.apps.robust import SparsePart, model_space
 
@@ -317,6 +333,16 @@ class AnomalyDetector:
                 if c.robust:  # more neighbours than foreign rows may remain: never all foreign
                     k = max(k, int(np.ceil((c.contamination or 0.05) * len(codes))))
                 self.neighbors_ = NearestCodes.fit(codes, k)
+        if self.windowing_ is not None:  # per-channel error scales (and the cross-channel part's)
+            from aekit.apps import series
+
+            self.channels_ = series.fit_channel_scoring(self.run_.model, train_windows, cross)
+            if cross:
+                got = series.score_parts(
+                    self.run_.model, self.windowing_, data, self._step_score(), self.channels_
+                )
+                mix = [_median_iqr(got[k][tail]) for k in ("error", "cross")]
+                self.channels_ = dataclasses.replace(self.channels_, mix=tuple(mix))
         if self.score_ in MIXES:
             for name, values in self._parts(calibration).items():
                 q25, q50, q75 = np.percentile(values, [25, 50, 75])
@@ -348,7 +374,7 @@ class AnomalyDetector:
 
             data = X if isinstance(X, ArrayDataset) else _series(X)
             model = self._fitted(calibrating=True).run_.model
-            return score_steps(model, self.windowing_, data, self.series_score)
+            return score_steps(model, self.windowing_, data, self._step_score(), self.channels_)
         parts = self._parts(X, progress)
         if self.score_ not in MIXES:
             return parts[self.score_]
@@ -401,6 +427,13 @@ class AnomalyDetector:
             result["knn"] = self.neighbors_.score(codes)
         return result
 
+    def _step_score(self) -> str:
+        """The series mapping in use: ``series_score``, or for ``auto`` ``peak`` on one channel and
+        ``window`` on several (chosen on validation signals: ``benchmarks/series_validate.py``)."""
+        if self.series_score != "auto":
+            return self.series_score
+        return "window" if len(self.windowing_.scaling.center) > 1 else "peak"
+
     def _fitted(self, calibrating: bool = False) -> AnomalyDetector:
         if getattr(self, "run_", None) is None or (self.threshold_ is None and not calibrating):
             raise ConfigError("this AnomalyDetector is not fitted yet: call fit(X) first")
@@ -447,6 +480,7 @@ class AnomalyDetector:
             "stats": self.stats_,
             "calibration_scores": self.calibration_scores_.tolist(),
             **({"series": self.windowing_.to_dict()} if self.windowing_ is not None else {}),
+            **({"channels": self.channels_.to_dict()} if self.channels_ is not None else {}),
             **({"lambda": self.lambda_} if self.lambda_ is not None else {}),
         }
         atomic_write_json(directory / DETECTOR, state)
@@ -467,6 +501,11 @@ class AnomalyDetector:
             det.stats_ = {k: [float(v[0]), float(v[1])] for k, v in state.get("stats", {}).items()}
             det.calibration_scores_ = np.asarray(state["calibration_scores"], dtype=np.float64)
             det.windowing_ = Windowing.from_dict(state["series"]) if "series" in state else None
+            det.channels_ = None
+            if "channels" in state:
+                from aekit.apps.series import ChannelScoring
+
+                det.channels_ = ChannelScoring.from_dict(state["channels"])
             det.lambda_ = float(state["lambda"]) if "lambda" in state else None
         except FileNotFoundError:
             raise CheckpointError(f"{path}: missing (is {directory} a detector directory?)") from None
@@ -524,6 +563,22 @@ def _numeric(data: ArrayDataset) -> bool:
         and data.series is None
         and str(data.x.dtype).removeprefix("torch.") != "uint8"
     )
+
+
+def _cross_channel(c: DetectorConfig, model: str, channels: int) -> bool:
+    """Whether a series detector adds the cross-channel score (``cross_channel``, None = auto)."""
+    if c.cross_channel is False or (c.cross_channel is None and (channels < 2 or model != "conv1d")):
+        return False
+    if channels < 2:
+        raise ConfigError("detector: cross_channel needs a series of more than one channel")
+    if model != "conv1d":
+        raise ConfigError(f"detector: cross_channel needs the conv1d model, not {model!r}")
+    return True
+
+
+def _median_iqr(values: np.ndarray) -> tuple[float, float]:
+    q25, q50, q75 = np.percentile(values, [25, 50, 75])
+    return float(q50), float(max(q75 - q25, 1e-12))
 
 
 def _series(X: np.ndarray) -> ArrayDataset:

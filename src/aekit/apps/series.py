@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import csv
 import io
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -56,19 +56,44 @@ def split_tails(data: ArrayDataset, fraction: float, window: int) -> tuple[Array
 
 
 @torch.no_grad()
-def window_errors(model: torch.nn.Module, w: np.ndarray, batch_size: int = 512) -> np.ndarray:
-    """Squared reconstruction error at each position of each window, mean over channels.
+def channel_errors(
+    model: torch.nn.Module, w: np.ndarray, cross: bool = False, batch_size: int = 512
+) -> np.ndarray:
+    """Squared reconstruction error of each channel at each position of each window.
+
+    Args:
+        cross: the error of channel ``c`` when the model sees the window with channel ``c`` hidden
+            (zero, its mean once standardised): how far the channel is from what the other
+            channels say it should be. A frozen or shifted sensor whose own shape is plausible
+            shows here. One pass per channel.
 
     Shape:
-        w: (N, C, W) scaled windows -> (N, W).
+        w: (N, C, W) scaled windows -> (N, C, W).
     """
     device = next(model.parameters()).device
     model.eval()
     out = []
     for b in torch.from_numpy(w).split(batch_size):
         b = b.to(device)
-        out.append(((model.reconstruct(b) - b) ** 2).mean(1).float().cpu())
+        if not cross:
+            out.append(((model.reconstruct(b) - b) ** 2).float().cpu())
+            continue
+        e = torch.empty_like(b)
+        for c in range(b.shape[1]):
+            hidden = b.clone()
+            hidden[:, c] = 0
+            e[:, c] = (model.reconstruct(hidden)[:, c] - b[:, c]) ** 2
+        out.append(e.float().cpu())
     return torch.cat(out).numpy()
+
+
+def window_errors(model: torch.nn.Module, w: np.ndarray, batch_size: int = 512) -> np.ndarray:
+    """Squared reconstruction error at each position of each window, mean over channels.
+
+    Shape:
+        w: (N, C, W) scaled windows -> (N, W).
+    """
+    return channel_errors(model, w, batch_size=batch_size).mean(1)
 
 
 @torch.no_grad()
@@ -83,8 +108,96 @@ def _window_recon(model: torch.nn.Module, w: np.ndarray, batch_size: int = 512) 
 STEP_SCORES = ("peak", "window", "step")
 
 
+@dataclass(frozen=True)
+class ChannelScoring:
+    """How a detector fitted on several channels weighs them (saved with it in ``detector.json``).
+
+    Each channel's squared error is divided by its median on the training windows (``scale``) and a
+    step takes the largest channel, so an anomaly in one channel of nine is not diluted by the eight
+    others (the mean over channels is what detectors fitted before 2026-11-28 use, and what a
+    detector without this record still computes). With ``cross_scale``, the cross-channel error
+    (:func:`channel_errors` with ``cross=True``) is scored the same way and added, both parts first
+    standardised by the median and interquartile range of their scores on the held-out calibration
+    steps (``mix``). Chosen on validation signals outside the benchmark
+    (``benchmarks/series_validate.py --multichannel``).
+    """
+
+    scale: tuple[float, ...]
+    cross_scale: tuple[float, ...] | None = None
+    mix: tuple[tuple[float, float], ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"scale": list(self.scale), "cross_scale": self.cross_scale and list(self.cross_scale),
+                "mix": [list(m) for m in self.mix]}  # fmt: skip
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ChannelScoring:
+        cross = d.get("cross_scale")
+        return cls(
+            tuple(float(v) for v in d["scale"]),
+            None if cross is None else tuple(float(v) for v in cross),
+            tuple((float(m), float(s)) for m, s in d.get("mix", ())),
+        )
+
+
+def _medians(e: np.ndarray) -> tuple[float, ...]:
+    """Per-channel median of (N, C, W) errors, floored so that a channel the model copies exactly
+    (a constant one) cannot divide by zero."""
+    med = np.median(e.transpose(1, 0, 2).reshape(e.shape[1], -1), axis=1)
+    return tuple(float(v) for v in np.maximum(med, 1e-6 * max(float(med.max()), 1e-12)))
+
+
+def fit_channel_scoring(
+    model: torch.nn.Module, train_windows: np.ndarray, cross: bool, max_windows: int = 2000
+) -> ChannelScoring:
+    """The per-channel error scales from (at most ``max_windows`` evenly spaced) training windows.
+    ``mix`` is filled in by the detector once the calibration steps are scored part by part."""
+    w = train_windows[
+        np.linspace(0, len(train_windows) - 1, min(len(train_windows), max_windows)).astype(int)
+    ]
+    scale = _medians(channel_errors(model, w))
+    return ChannelScoring(scale, _medians(channel_errors(model, w, cross=True)) if cross else None)
+
+
+def _values(e: np.ndarray, how: str, scale: tuple[float, ...] | None) -> np.ndarray:
+    """Per-window (N,) or per-position (N, W) values from (N, C, W) errors, channels combined."""
+    if scale is None:  # detectors fitted before per-channel scales: the mean over channels
+        e = e.mean(1)
+        return {"peak": e.max(1), "window": e.mean(1), "step": e}[how]
+    z = e / np.asarray(scale, dtype=e.dtype)[None, :, None]
+    return {"peak": z.max(2), "window": z.mean(2), "step": z}[how].max(1)
+
+
+def score_parts(
+    model: torch.nn.Module,
+    windowing: Windowing,
+    data: ArrayDataset,
+    how: str = "peak",
+    scoring: ChannelScoring | None = None,
+) -> dict[str, np.ndarray]:
+    """The per-step scores before they are combined: ``error`` and, with a cross-channel scoring,
+    ``cross``. Shape of each: (T_total,)."""
+    if how not in STEP_SCORES:
+        raise ValueError(f"how must be one of {', '.join(STEP_SCORES)}, not {how!r}")
+    scales = {"error": scoring and scoring.scale}
+    if scoring is not None and scoring.cross_scale is not None:
+        scales["cross"] = scoring.cross_scale
+    out: dict[str, list[np.ndarray]] = {k: [] for k in scales}
+    for raw in parts(data):
+        _check_channels(raw, windowing, data.name)
+        w, starts = windows(windowing.scaling.apply(raw), windowing.window, windowing.stride)
+        for k, scale in scales.items():
+            e = channel_errors(model, w, cross=k == "cross")  # (N, C, window)
+            out[k].append(to_steps(_values(e, how, scale), starts, windowing.window, len(raw)))
+    return {k: np.concatenate(v) for k, v in out.items()}
+
+
 def score_steps(
-    model: torch.nn.Module, windowing: Windowing, data: ArrayDataset, how: str = "peak"
+    model: torch.nn.Module,
+    windowing: Windowing,
+    data: ArrayDataset,
+    how: str = "peak",
+    scoring: ChannelScoring | None = None,
 ) -> np.ndarray:
     """One anomaly score per time step of every series in ``data``, higher = more anomalous.
 
@@ -96,20 +209,16 @@ def score_steps(
             the squared error at the step itself, averaged over the windows that cover it (sharp:
             a spike marks only its own step). ``peak`` was chosen on signals outside the benchmark
             (``benchmarks/series_validate.py``: mean VUS-PR 0.242 against 0.087 for ``window``).
+        scoring: how channels are weighed and whether the cross-channel error is added
+            (:class:`ChannelScoring`); None: the mean over channels, as before it existed.
 
     Shape:
         (T_total,)
     """
-    if how not in STEP_SCORES:
-        raise ValueError(f"how must be one of {', '.join(STEP_SCORES)}, not {how!r}")
-    out = []
-    for raw in parts(data):
-        _check_channels(raw, windowing, data.name)
-        w, starts = windows(windowing.scaling.apply(raw), windowing.window, windowing.stride)
-        errors = window_errors(model, w)  # (N, window)
-        values = {"peak": errors.max(1), "window": errors.mean(1), "step": errors}[how]
-        out.append(to_steps(values, starts, windowing.window, len(raw)))
-    return np.concatenate(out)
+    got = score_parts(model, windowing, data, how, scoring)
+    if len(got) == 1:
+        return got["error"]
+    return sum((got[k] - m) / s for k, (m, s) in zip(("error", "cross"), scoring.mix, strict=True))
 
 
 def reconstruct_steps(model: torch.nn.Module, windowing: Windowing, data: ArrayDataset) -> np.ndarray:

@@ -6,6 +6,11 @@ model). Stride-2 convolutions halve the length each layer, a linear map makes th
 transposed convolutions (their output padding chosen so that odd lengths come back exactly)
 mirror the encoder. Series detectors use it with a linear output (``output_activation="none"``),
 since their windows are standardised, not in [0, 1].
+
+``channel_mask`` > 0 hides one channel of a window (sets it to zero, its mean once standardised)
+with that probability in training, the target staying the whole window: the model then also
+learns each channel from the others, which is what a series detector's cross-channel score asks
+of it (:func:`aekit.apps.series.channel_errors`). It changes training only, never ``forward``.
 """
 
 from __future__ import annotations
@@ -13,10 +18,13 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from torch import nn
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
 
+from aekit.data.batches import Batch
 from aekit.errors import ConfigError
-from aekit.models.base import Autoencoder
+from aekit.models.base import Autoencoder, reconstruction_loss
 from aekit.models.layers import Backbone, Reshape, activation, conv_sizes
 from aekit.models.registry import register_model
 
@@ -28,11 +36,14 @@ class Conv1dConfig(Backbone):
     arch: str = "conv1d"
     channels: tuple[int, ...] = (32, 64)
     kernel_size: int = 5
+    channel_mask: float = 0.0
 
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.kernel_size < 1 or self.kernel_size % 2 == 0:
             raise ConfigError(f"model 'conv1d': kernel_size must be odd and positive, not {self.kernel_size}")
+        if not 0 <= self.channel_mask <= 1:
+            raise ConfigError(f"model 'conv1d': channel_mask must lie in [0, 1], not {self.channel_mask}")
 
     @property
     def signal_shape(self) -> tuple[int, int]:
@@ -90,3 +101,17 @@ class Conv1dAutoencoder(Autoencoder):
         super().__init__(config)
         self.encoder = conv1d_encoder(config)
         self.decoder = conv1d_decoder(config)
+
+    def loss(self, batch: Batch, phase: str = "main") -> dict[str, Tensor]:
+        p = self.config.channel_mask
+        channels = self.config.signal_shape[0]
+        if not (self.training and p > 0 and channels > 1):
+            return super().loss(batch, phase)
+        x = batch.x.reshape(len(batch.x), channels, -1)
+        hide = torch.rand(len(x), device=x.device) < p  # which windows lose a channel
+        which = torch.randint(channels, (len(x),), device=x.device)  # and which channel
+        keep = torch.ones_like(x[:, :, :1])
+        keep[hide, which[hide]] = 0
+        x_hat = self(x.mul(keep).reshape(batch.x.shape)).x_hat
+        rec = reconstruction_loss(x_hat, batch.x, self.config.loss)
+        return {"loss": rec, "mse": F.mse_loss(x_hat.detach(), batch.x)}
