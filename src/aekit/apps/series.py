@@ -336,8 +336,14 @@ def describe_fit(det: Any, data: ArrayDataset, out) -> str:
     scores = det.anomaly_score(data)
     save_figure(series_figure(data, scores, det.threshold_), Path(out) / "series.png")
     how = "the dominant period of the training signal" if w.period_found else "as given"
+    channels = len(w.scaling.center)
+    scoring = det.channels_
+    combined = ""
+    if channels > 1:
+        cross = scoring is not None and scoring.cross_scale is not None
+        combined = f"{channels} channels scored apart{' and from each other' if cross else ''}, "
     return (
-        f"series: window {w.window} steps ({how}), stride {w.stride}; "
+        f"series: window {w.window} steps ({how}), stride {w.stride}; {combined}"
         f"{int((scores > det.threshold_).sum())} of {len(scores)} training steps above the threshold"
     )
 
