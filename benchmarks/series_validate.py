@@ -145,7 +145,9 @@ def multichannel(args) -> None:
             data = from_values(x, "motions")
             got = {}
             for cross in (False, True):
-                det = AnomalyDetector(epochs=args.epochs, device="cpu", seed=0, cross_channel=cross)
+                det = AnomalyDetector(
+                    model=args.model, epochs=args.epochs, device="cpu", seed=0, cross_channel=cross
+                )
                 det.fit(data)
                 for how in ("peak", "window"):
                     det.series_score = how
@@ -170,6 +172,7 @@ def main() -> None:
     parser.add_argument("--train", type=int, default=1500)
     parser.add_argument("--test", type=int, default=4500)
     parser.add_argument("--multichannel", action="store_true", help="the channel combinations instead")
+    parser.add_argument("--model", default="conv1d", help="the detector's model (conv1d, gru)")
     args = parser.parse_args()
     torch.set_num_threads(1)
     warnings.filterwarnings("ignore")
@@ -180,7 +183,7 @@ def main() -> None:
     table: dict[str, list[float]] = {}
     for name, x in signals().items():
         train, rest = x[: args.train], x[args.train : args.train + args.test]
-        det = AnomalyDetector(model="conv1d", epochs=args.epochs, device="cpu", seed=0)
+        det = AnomalyDetector(model=args.model, epochs=args.epochs, device="cpu", seed=0)
         det.fit(from_values(train, "train"))
         w = det.windowing_
         tw, _ = windows(w.scaling.apply(train[: int(0.8 * len(train))].reshape(-1, 1)), w.window, 1)

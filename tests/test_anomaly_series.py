@@ -230,3 +230,19 @@ def test_a_detector_on_several_channels_scores_channels_apart_and_saves_how(tmp_
     np.testing.assert_array_equal(back.anomaly_score(from_values(test, "test")), scores)
     with pytest.raises(ConfigError, match="more than one channel"):
         AnomalyDetector(epochs=1, device="cpu", cross_channel=True).fit(from_values(a[:600], "one"))
+
+
+def test_a_recurrent_detector_finds_a_spike_and_scores_channels_from_each_other():
+    a = _membrane()[:3000].astype(np.float64)
+    x = np.stack([a, np.roll(a, 5)], 1)
+    det = AnomalyDetector(
+        model="gru", epochs=4, device="cpu", fpr=0.01, seed=0, window=64, stride=8, series_score="peak"
+    )
+    det.fit(from_values(x[:2000], "train"))
+    assert det.run_.config.model == "gru" and det.run_.model.config.channel_mask == 0.5
+    assert det.channels_.cross_scale is not None  # a model of signals: cross-channel is on
+    test = x[2000:].copy()
+    test[500, 0] += 0.5  # the signal spans about 0.5
+    flagged = det.anomaly_score(from_values(test, "test")) > det.threshold_
+    assert flagged[500]
+    assert flagged[np.r_[0:400, 600:1000]].mean() < 0.05

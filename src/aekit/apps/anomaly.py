@@ -172,7 +172,8 @@ class AnomalyDetector:
         cross_channel: Series of several channels: also score each channel by how far it is from
             what the other channels predict (the model learns that by training with one channel
             hidden at a time, ``channel_mask``). None (default): on when there is more than one
-            channel and the model is ``conv1d``. See :class:`aekit.apps.series.ChannelScoring`.
+            channel and the model is one of signals (``conv1d``, ``gru``). See
+            :class:`aekit.apps.series.ChannelScoring`.
         robust: ``l20``, ``l21`` or ``l1``: train the Robust Deep Autoencoder (contaminated training data).
 
     Attributes (after fit): ``run_`` (the trained model), ``score_`` (the score in use),
@@ -567,12 +568,15 @@ def _numeric(data: ArrayDataset) -> bool:
 
 def _cross_channel(c: DetectorConfig, model: str, channels: int) -> bool:
     """Whether a series detector adds the cross-channel score (``cross_channel``, None = auto)."""
-    if c.cross_channel is False or (c.cross_channel is None and (channels < 2 or model != "conv1d")):
+    from aekit.models.conv1d import SignalAutoencoder
+
+    signal = issubclass(get_spec(model).cls, SignalAutoencoder)  # it can hide channels in training
+    if c.cross_channel is False or (c.cross_channel is None and (channels < 2 or not signal)):
         return False
     if channels < 2:
         raise ConfigError("detector: cross_channel needs a series of more than one channel")
-    if model != "conv1d":
-        raise ConfigError(f"detector: cross_channel needs the conv1d model, not {model!r}")
+    if not signal:
+        raise ConfigError(f"detector: cross_channel needs a model of signals (conv1d, gru), not {model!r}")
     return True
 
 

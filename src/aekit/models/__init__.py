@@ -9,6 +9,7 @@ from aekit.models import (  # noqa: F401  (each registers)
     hyperprior,
     iwae,
     music,
+    recurrent,
     regularized,
     tabular,
     tcvae,

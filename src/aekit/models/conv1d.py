@@ -30,26 +30,38 @@ from aekit.models.registry import register_model
 
 
 @dataclass(frozen=True)
-class Conv1dConfig(Backbone):
-    """Strided 1-D convolutions through ``channels`` with odd ``kernel_size``; ``latent_dim`` code."""
+class SignalConfig(Backbone):
+    """What every model of signals shares: the input read as (channels, length), and
+    ``channel_mask``, the training probability of hiding one channel of a window."""
 
-    arch: str = "conv1d"
-    channels: tuple[int, ...] = (32, 64)
-    kernel_size: int = 5
     channel_mask: float = 0.0
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if self.kernel_size < 1 or self.kernel_size % 2 == 0:
-            raise ConfigError(f"model 'conv1d': kernel_size must be odd and positive, not {self.kernel_size}")
         if not 0 <= self.channel_mask <= 1:
-            raise ConfigError(f"model 'conv1d': channel_mask must lie in [0, 1], not {self.channel_mask}")
+            raise ConfigError(
+                f"model {self.arch!r}: channel_mask must lie in [0, 1], not {self.channel_mask}"
+            )
 
     @property
     def signal_shape(self) -> tuple[int, int]:
         """(channels, length) that the input shape is read as."""
         s = self.input_shape
         return (1, s[0]) if len(s) == 1 else (s[0], math.prod(s[1:]))
+
+
+@dataclass(frozen=True)
+class Conv1dConfig(SignalConfig):
+    """Strided 1-D convolutions through ``channels`` with odd ``kernel_size``; ``latent_dim`` code."""
+
+    arch: str = "conv1d"
+    channels: tuple[int, ...] = (32, 64)
+    kernel_size: int = 5
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.kernel_size < 1 or self.kernel_size % 2 == 0:
+            raise ConfigError(f"model 'conv1d': kernel_size must be odd and positive, not {self.kernel_size}")
 
 
 def conv1d_encoder(c: Conv1dConfig) -> nn.Module:
@@ -91,16 +103,11 @@ def conv1d_decoder(c: Conv1dConfig) -> nn.Module:
     return nn.Sequential(*layers)
 
 
-@register_model("conv1d")
-class Conv1dAutoencoder(Autoencoder):
-    """1-D convolutional autoencoder for signals and windows of time series, (channels, length)."""
+class SignalAutoencoder(Autoencoder):
+    """An autoencoder of signals (channels, length) whose training can hide one channel of a window
+    (``channel_mask``) while the target stays the whole window."""
 
-    config_class = Conv1dConfig
-
-    def __init__(self, config: Conv1dConfig) -> None:
-        super().__init__(config)
-        self.encoder = conv1d_encoder(config)
-        self.decoder = conv1d_decoder(config)
+    config_class = SignalConfig
 
     def loss(self, batch: Batch, phase: str = "main") -> dict[str, Tensor]:
         p = self.config.channel_mask
@@ -115,3 +122,15 @@ class Conv1dAutoencoder(Autoencoder):
         x_hat = self(x.mul(keep).reshape(batch.x.shape)).x_hat
         rec = reconstruction_loss(x_hat, batch.x, self.config.loss)
         return {"loss": rec, "mse": F.mse_loss(x_hat.detach(), batch.x)}
+
+
+@register_model("conv1d")
+class Conv1dAutoencoder(SignalAutoencoder):
+    """1-D convolutional autoencoder for signals and windows of time series, (channels, length)."""
+
+    config_class = Conv1dConfig
+
+    def __init__(self, config: Conv1dConfig) -> None:
+        super().__init__(config)
+        self.encoder = conv1d_encoder(config)
+        self.decoder = conv1d_decoder(config)
