@@ -130,7 +130,7 @@ def baselines(period: int, n_train: int | None, channels: int) -> dict[str, tupl
 def run_aekit(train: np.ndarray, test: np.ndarray, args, before: bool = False, **options) -> np.ndarray:
     """aekit's detector fitted on ``train``, its scores of ``test``; ``before``: channels combined by
     their mean, as detectors fitted before 2026-11-28 did (the same model otherwise)."""
-    det = AnomalyDetector(model="conv1d", epochs=args.epochs, device="cpu", seed=0, **options)
+    det = AnomalyDetector(**{"model": "conv1d", "epochs": args.epochs, "device": "cpu", "seed": 0, **options})
     det.fit(from_values(train, "train"))
     if before:
         det.channels_ = None
@@ -158,6 +158,7 @@ def main() -> None:
                 "aekit conv1d, peak score (default; fit on TRAIN)": {},
                 "aekit conv1d, window score (fit on TRAIN)": {"series_score": "window"},
                 "aekit conv1d, step score (fit on TRAIN)": {"series_score": "step"},
+                "aekit gru (recurrent), peak score (fit on TRAIN)": {"model": "gru"},
             }
         else:
             test, labels = load_daphnet()
@@ -172,6 +173,7 @@ def main() -> None:
                     "before": True,
                 },
                 "aekit conv1d, step score (fit on the series)": {"series_score": "step"},
+                "aekit gru (recurrent), default score (fit on the series)": {"model": "gru"},
                 "aekit conv1d robust l21, default score (fit on the series)": {
                     "robust": "l21",
                     "contamination": 0.05,
