@@ -137,6 +137,17 @@ def test_reconstruct_npy_idx_and_image_folder(run_dir, tmp_path):
     assert Image.open(tmp_path / "grid.png").size[0] > 100
 
 
+def test_whole_image_flags_on_a_fixed_size_run_say_they_do_not_apply(run_dir, tmp_path, capsys):
+    x = aekit.load_dataset("mnist-5k", "test", limit=4).x.numpy()[:, 0]
+    np.save(tmp_path / "in.npy", x)
+    argv = ["reconstruct", str(run_dir), str(tmp_path / "in.npy"), "-o", str(tmp_path / "out.npy")]
+    assert main([*argv, "--precision", "bf16", "--tile", "64"]) == 0
+    err = capsys.readouterr().err
+    assert "--tile and --precision bf16 apply to fully convolutional runs" in err
+    assert np.load(tmp_path / "out.npy").shape == (4, 1, 28, 28)
+    assert main([*argv, "--force"]) == 0 and "note:" not in capsys.readouterr().err
+
+
 def test_datasets_and_models_list(capsys):
     assert main(["datasets"]) == 0
     text = capsys.readouterr().out

@@ -406,6 +406,15 @@ def _any_size(run, args: argparse.Namespace, what: str = "reconstructed") -> boo
     from aekit.apps.images import restore_folder, takes_any_size
 
     if not takes_any_size(run, args.input):
+        ignored = [
+            f for f, on in (("--tile", args.tile), ("--precision bf16", args.precision != "fp32")) if on
+        ]
+        if ignored:
+            print(
+                f"note: {' and '.join(ignored)} apply to fully convolutional runs on image folders; "
+                f"{args.run} on {args.input} runs its fixed-size samples as usual",
+                file=sys.stderr,
+            )
         return False
     noise = None
     if getattr(args, "add_noise", None):
