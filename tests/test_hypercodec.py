@@ -160,6 +160,32 @@ def test_files_of_the_older_layouts_still_decode(codec, digits):
                 assert np.array_equal(a, b)
 
 
+@pytest.mark.parametrize("quality", [1, 2.5, 4])
+def test_refinement_never_raises_the_rate_distortion_cost_and_lowers_it_somewhere(codec, digits, quality):
+    from aekit.apps.hyperrefine import real_cost, refine
+
+    x = torch.from_numpy(digits[:12]).float().div(255)  # 28 x 28: a multiple of the tiny model's stride
+    assert 28 % codec.model.config.stride == 0
+    counts = (codec._y_counts, codec._z_counts)
+    q = round(quality * 256) / 256
+    plain = real_cost(codec.model, counts, x, (28, 28), *codec.model.analyse(x, q), q)
+    refined = real_cost(codec.model, counts, x, (28, 28), *refine(codec.model, counts, x, (28, 28), q, 30), q)
+    assert torch.all(refined <= plain) and refined.sum() < 0.995 * plain.sum()
+
+
+def test_refined_files_decode_with_the_same_decoder_and_are_repeatable(hp_run, codec, digits):
+    images = [*digits[:6], *odd_images()[:3]]
+    data = codec.compress(images, 3, refine=15)
+    assert data == codec.compress(images, 3, refine=15) and data != codec.compress(images, 3)
+    segments = codec._segments([np.asarray(im).shape for im in images])
+    ys, _ = codec.symbols(images, segments, 3, refine=15)
+    want = codec._synthesise(ys, segments, 3)
+    got = HyperCodec.load(hp_run).decompress(data)
+    assert all(np.array_equal(a, b) for a, b in zip(got, want, strict=True))
+    enc = codec.encode(images, 3, refine=15)
+    assert abs(len(enc.data) / enc.estimated_bytes - 1) < 0.01
+
+
 def test_qualities_rise_in_rate_and_fall_in_distortion(codec, digits):
     sizes, errors = [], []
     for quality in range(1, codec.model.qualities + 1):
@@ -266,7 +292,18 @@ def test_cli_folder_of_images_per_image_and_one_file_and_pngs_back(hp_run, tmp_p
     assert main(["compress", str(hp_run), str(src), "-o", str(tmp_path / "one.aek"), "--quality", "3"]) == 2
     assert "3 channels" in capsys.readouterr().err
     (src / "rgb.png").unlink()
-    assert main(["compress", str(hp_run), str(src), "-o", str(tmp_path / "one.aek"), "--quality", "3"]) == 0
+    argv = [
+        "compress",
+        str(hp_run),
+        str(src),
+        "-o",
+        str(tmp_path / "one.aek"),
+        "--quality",
+        "3",
+        "--refine",
+        "5",
+    ]
+    assert main(argv) == 0
     assert "4 images at quality 3" in capsys.readouterr().out
     assert (
         main(["compress", str(hp_run), str(src), "-o", str(tmp_path / "each") + "/", "--target-bpp", "2"])

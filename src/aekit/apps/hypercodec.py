@@ -262,15 +262,31 @@ class HyperCodec:
     # -- encoding -----------------------------------------------------------------------------
 
     @torch.no_grad()
-    def symbols(self, images: list[np.ndarray], segments: list[Segment], quality: float, progress=False):
-        """Integer y and z of every segment ((n, M, h, w) and (n, Nz, h', w') int64 arrays)."""
+    def symbols(
+        self,
+        images: list[np.ndarray],
+        segments: list[Segment],
+        quality: float,
+        progress=False,
+        refine: int = 0,
+    ):
+        """Integer y and z of every segment ((n, M, h, w) and (n, Nz, h', w') int64 arrays);
+        with ``refine`` > 0, refined per image by that many optimisation steps
+        (:mod:`aekit.apps.hyperrefine`; never a higher rate-distortion cost)."""
         q = self._quality(quality) / 256
         ys, zs = [], []
         for seg in _bar(segments, progress, "encode"):
             x = torch.from_numpy(np.stack(images[seg.start : seg.start + seg.n])).float().div(255)
             if x.shape[1] != self.channels:  # grey into a colour model
                 x = x.expand(-1, self.channels, -1, -1)
-            y, z = self.model.analyse(pad_to_multiple(x.to(self.run.device), self.model.config.stride), q)
+            x = pad_to_multiple(x.to(self.run.device), self.model.config.stride)
+            if refine > 0:
+                from aekit.apps.hyperrefine import refine as refine_latents
+
+                counts = (self._y_counts, self._z_counts)
+                y, z = refine_latents(self.model, counts, x, seg.shape[1:], q, refine)
+            else:
+                y, z = self.model.analyse(x, q)
             ys.append(y.cpu().numpy())
             zs.append(z.cpu().numpy())
         return ys, zs
@@ -282,18 +298,23 @@ class HyperCodec:
                     f"{name}: image {i} has {im.shape[0]} channels; this model codes {self.channels}"
                 )
 
-    def compress(self, images, quality: float = 4, progress: bool = False, name: str = "images") -> bytes:
-        """The bytes of an ``.aek`` v2 file holding ``images`` (see :func:`as_images`)."""
-        return self.encode(images, quality, progress, name).data
+    def compress(
+        self, images, quality: float = 4, progress: bool = False, name: str = "images", refine: int = 0
+    ) -> bytes:
+        """The bytes of an ``.aek`` v2 file holding ``images`` (see :func:`as_images`); ``refine``
+        > 0 optimises each image's latents for that many steps first (slower encoding, same decoder)."""
+        return self.encode(images, quality, progress, name, refine).data
 
-    def encode(self, images, quality: float = 4, progress: bool = False, name: str = "images") -> Encoded:
+    def encode(
+        self, images, quality: float = 4, progress: bool = False, name: str = "images", refine: int = 0
+    ) -> Encoded:
         """Like :meth:`compress`, with the size of each stream and the time taken."""
         start = time.perf_counter()
         images = as_images(images, name)
         self._check_channels(images, name)
         qint = self._quality(quality)
         segments = self._segments([im.shape for im in images])
-        ys, zs = self.symbols(images, segments, quality, progress)
+        ys, zs = self.symbols(images, segments, quality, progress, refine)
         c = self.model.config
         z_all = np.concatenate([z.swapaxes(0, 1).reshape(c.hyper_channels, -1) for z in zs], 1)  # (Nz, all)
         z_all = (z_all + c.max_side).astype(np.int32)
