@@ -399,7 +399,7 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=10000, help="Fashion-MNIST test images")
     parser.add_argument("--per-image", type=int, default=1000, help="images coded one file each")
     parser.add_argument("--fashion-epochs", type=int, default=12)
-    parser.add_argument("--photo-epochs", type=int, default=13)
+    parser.add_argument("--photo-epochs", type=int, default=12)
     parser.add_argument("--refine", type=int, default=0, help="also aekit with N refinement steps at encode")
     parser.add_argument("--photo-patches", type=int, default=16000)
     parser.add_argument("--v1-lambdas", type=float, nargs="*", default=[0.003, 0.01, 0.03], help="none: skip")
