@@ -100,7 +100,7 @@ def photo_patches(n: int, size: int = 64, seed: int = 0) -> np.ndarray:
     return out
 
 
-def photo_codec(epochs: int = 3, n: int = 16000, out: Path = RESULTS) -> HyperCodec:
+def photo_codec(epochs: int = 12, n: int = 16000, out: Path = RESULTS) -> HyperCodec:
     """The photo model: ``epochs`` x ``n`` / 8 steps of 8 random 64x64 patches of the TRAIN photos."""
     out.mkdir(parents=True, exist_ok=True)
     patches = out / f"photo-patches-{n}.npy"
@@ -114,7 +114,7 @@ def photo_codec(epochs: int = 3, n: int = 16000, out: Path = RESULTS) -> HyperCo
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("which", nargs="*", default=["fashion", "photos"])
-    parser.add_argument("--photo-epochs", type=int, default=3, help="epochs of 2,000 steps (default 3)")
+    parser.add_argument("--photo-epochs", type=int, default=12, help="epochs of 2,000 steps (default 12)")
     args = parser.parse_args()
     torch.set_num_threads(1)  # on a shared CPU, two threads thrash (measured: 9x slower per batch)
     if "fashion" in args.which:
