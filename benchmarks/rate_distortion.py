@@ -121,9 +121,11 @@ def measures(clean: list[np.ndarray], decoded: list[np.ndarray], small: bool) ->
     return {"psnr": psnr(clean, decoded), "ssim": s, "ms_ssim": ms}
 
 
-def bd_rate(anchor: list[tuple[float, float]], test: list[tuple[float, float]]) -> float:
+def bd_rate(anchor: list[tuple[float, float]], test: list[tuple[float, float]], worst: bool = False) -> float:
     """Bjontegaard delta rate (%) of ``test`` against ``anchor``, points (bpp, PSNR): the mean
-    difference of log-rate over the PSNR interval both cover (PCHIP); nan if they do not overlap."""
+    difference of log-rate over the PSNR interval both cover (PCHIP); nan if they do not overlap.
+    ``worst``: the largest rate difference (%) anywhere in that interval instead of the mean
+    (below 0: fewer bits at every PSNR both reach)."""
     from scipy.interpolate import PchipInterpolator
 
     def curve(points):
@@ -143,6 +145,8 @@ def bd_rate(anchor: list[tuple[float, float]], test: list[tuple[float, float]]) 
         return float("nan")
     grid = np.linspace(lo, hi, 200)
     diff = PchipInterpolator(pt, rt)(grid) - PchipInterpolator(pa, ra)(grid)
+    if worst:
+        return float((np.exp(diff.max()) - 1) * 100)
     return float((np.exp(np.trapezoid(diff, grid) / (hi - lo)) - 1) * 100)
 
 
@@ -219,16 +223,17 @@ def baseline_rows(images: np.ndarray, per_image_n: int, small: bool) -> list[dic
 
 
 def hyperprior_rows(
-    codec, images: list[np.ndarray], small: bool, per_image_n: int, one_file: bool
+    codec, images: list[np.ndarray], small: bool, per_image_n: int, one_file: bool, refine: int = 0
 ) -> list[dict]:
     """aekit's hyperprior at qualities 1..Q: one file for all images (``one_file``) and one file
-    for each of the first ``per_image_n``."""
-    rows = []
+    for each of the first ``per_image_n``; with ``refine`` > 0, each image's latents optimised for
+    that many steps at encode (method ``aekit hyperprior +refine N``)."""
+    rows, method = [], "aekit hyperprior" + (f" +refine {refine}" if refine else "")
     for q in range(1, codec.model.qualities + 1):
         todo = [("one file", [images])] if one_file else []
         todo += [("per image", [[im] for im in images[:per_image_n]])]
         for counting, files in todo:
-            encs = [codec.encode(f, q) for f in files]
+            encs = [codec.encode(f, q, refine=refine) for f in files]
             start, cpu = time.perf_counter(), time.process_time()
             back = [im for e in encs for im in codec.decompress(e.data)]
             dec, dec_cpu = (
@@ -239,7 +244,7 @@ def hyperprior_rows(
             size, pixels = sum(len(e.data) for e in encs), sum(e.pixels for e in encs)
             rows.append(
                 {
-                    "method": "aekit hyperprior",
+                    "method": method,
                     "setting": f"quality {q}",
                     "counting": counting,
                     "bpp": 8 * size / pixels,
@@ -255,7 +260,7 @@ def hyperprior_rows(
             )
             r = rows[-1]
             print(
-                f"  quality {q}, {counting}: {r['bpp']:.4f} bpp, {r['psnr']:.2f} dB, file/estimate "
+                f"  {method} quality {q}, {counting}: {r['bpp']:.4f} bpp, {r['psnr']:.2f} dB, file/estimate "
                 f"{r['file_over_estimate']:.4f}, decode {dec:.2f} s ({dec_cpu:.2f} s of CPU) for {len(sub)}",
                 flush=True,
             )
@@ -306,7 +311,10 @@ def curve(rows: list[dict], method: str, counting: str) -> list[tuple[float, flo
 
 
 def bd_table(rows: list[dict], test: tuple[str, str], countings: tuple[str, ...]) -> str:
-    lines = ["| anchor | counting | PSNR range (dB) | BD-rate of aekit |", "|---|---|---|---:|"]
+    lines = [
+        "| anchor | counting | PSNR range (dB) | BD-rate of aekit | worst point |",
+        "|---|---|---|---:|---:|",
+    ]
     t = curve(rows, *test)
     if len(t) < 2:
         return "(no aekit curve in these rows)"
@@ -319,7 +327,8 @@ def bd_table(rows: list[dict], test: tuple[str, str], countings: tuple[str, ...]
                 continue
             lo = max(min(p for _, p in a), min(p for _, p in t))
             hi = min(max(p for _, p in a), max(p for _, p in t))
-            lines.append(f"| {method} | {counting} | {lo:.1f}-{hi:.1f} | {bd_rate(a, t):+.1f}% |")
+            bd, worst = bd_rate(a, t), bd_rate(a, t, worst=True)
+            lines.append(f"| {method} | {counting} | {lo:.1f}-{hi:.1f} | {bd:+.1f}% | {worst:+.1f}% |")
     return "\n".join(lines)
 
 
@@ -355,6 +364,8 @@ def fashion(args) -> list[dict]:
         print("Fashion-MNIST: aekit hyperprior", flush=True)
         codec = rd_models.fashion_codec(args.fashion_epochs, Path(args.out))
         rows += hyperprior_rows(codec, list(images), True, args.per_image, True)
+        if args.refine:
+            rows += hyperprior_rows(codec, list(images), True, args.per_image, True, args.refine)
     if args.only in ("all", "others"):
         if args.v1_lambdas:
             print("Fashion-MNIST: today's codec", flush=True)
@@ -374,6 +385,8 @@ def photo_part(args) -> list[dict]:
         print("photos: aekit hyperprior", flush=True)
         codec = rd_models.photo_codec(args.photo_epochs, args.photo_patches, Path(args.out))
         rows += hyperprior_rows(codec, images, False, len(images), False)
+        if args.refine:
+            rows += hyperprior_rows(codec, images, False, len(images), False, args.refine)
     if args.only in ("all", "others"):
         print("photos: baselines", flush=True)
         rows += baseline_rows(np.array(images, dtype=object), len(images), False)
@@ -386,7 +399,8 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=10000, help="Fashion-MNIST test images")
     parser.add_argument("--per-image", type=int, default=1000, help="images coded one file each")
     parser.add_argument("--fashion-epochs", type=int, default=12)
-    parser.add_argument("--photo-epochs", type=int, default=3)
+    parser.add_argument("--photo-epochs", type=int, default=12)
+    parser.add_argument("--refine", type=int, default=0, help="also aekit with N refinement steps at encode")
     parser.add_argument("--photo-patches", type=int, default=16000)
     parser.add_argument("--v1-lambdas", type=float, nargs="*", default=[0.003, 0.01, 0.03], help="none: skip")
     parser.add_argument("--v1-epochs", type=int, default=3)
@@ -406,21 +420,18 @@ def main() -> None:
         rows = fashion(args) if part == "fashion" else photo_part(args)
         saved = out / f"rd_{part}.json"
         if args.only != "all" and saved.is_file():  # keep the rows measured before, of the other kind
-            mine = {r["method"] for r in rows} | (
-                {"aekit hyperprior"} if args.only == "hyperprior" else set()
-            )
+            mine = {r["method"] for r in rows}
             old = [
                 r
                 for r in json.loads(saved.read_text())
-                if (r["method"] == "aekit hyperprior") == (args.only == "others")
+                if r["method"].startswith("aekit hyperprior") == (args.only == "others")
             ]
             rows = [r for r in old if r["method"] not in mine] + rows
         saved.write_text(json.dumps(rows, indent=1))
         print(f"\n## {part}\n\n{table(rows)}\n")
-        hp = ("aekit hyperprior", "one file" if part == "fashion" else "per image")
-        print(
-            bd_table(rows, hp, ("per image", "mosaic", "one file") if part == "fashion" else ("per image",))
-        )
+        countings = ("per image", "mosaic", "one file") if part == "fashion" else ("per image",)
+        for method in dict.fromkeys(r["method"] for r in rows if r["method"].startswith("aekit hyperprior")):
+            print(f"\n{method}:\n" + bd_table(rows, (method, countings[-1]), countings))
         plot(rows, out / f"rd_{part}.png", f"{part}: rate-distortion")
         plot(rows, out / f"rd_{part}_msssim.png", f"{part}: MS-SSIM", "ms_ssim")
 

@@ -10,6 +10,7 @@ Run alone to train both ahead of the benchmark: ``python benchmarks/rd_models.py
 from __future__ import annotations
 
 import argparse
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -55,14 +56,28 @@ def _train_checkpointed(run_dir: Path, data: str, settings: dict, epochs: int, o
     if metrics.is_file() and len(metrics.read_text().splitlines()) >= epochs:
         print(f"  reusing {run_dir}", flush=True)
         return HyperCodec(aekit.load(run_dir))
-    if (run_dir / checkpoint.CHECKPOINT).is_file():
-        return HyperCodec(aekit.resume(run_dir, progress=False))
+    if (run_dir / checkpoint.CHECKPOINT).is_file():  # the epoch total may have grown: see ``_extend``
+        return HyperCodec(aekit.resume(run_dir, epochs=epochs, progress=False))
     model = {k: v for k, v in settings.items() if k != "name"}
     run = aekit.train(
         data, settings["name"], model_options=model, out=run_dir, progress=False,
         epochs=epochs, schedule="onecycle", val_fraction=0, device="cpu", seed=0, **options,
     )  # fmt: skip
     return HyperCodec(run)
+
+
+def _extend(run_dir: Path, pattern: str, epochs: int) -> None:
+    """Start ``run_dir`` (``epochs`` in all) as a copy of the longest shorter run of the same
+    settings (``pattern`` with ``{}`` for its epochs), if there is one: training then continues
+    from its weights and optimizer, the schedule restarted over the new total (a warm restart of
+    the one-cycle learning rate), instead of from scratch."""
+    if run_dir.exists():
+        return
+    shorter = [(e, run_dir.parent / pattern.format(e)) for e in range(epochs - 1, 0, -1)]
+    shorter = [(e, d) for e, d in shorter if (d / checkpoint.CHECKPOINT).is_file()]
+    if shorter:
+        print(f"  continuing {shorter[0][1]} to {epochs} epochs in {run_dir}", flush=True)
+        shutil.copytree(shorter[0][1], run_dir, symlinks=True)
 
 
 def fashion_codec(epochs: int = 12, out: Path = RESULTS) -> HyperCodec:
@@ -85,23 +100,24 @@ def photo_patches(n: int, size: int = 64, seed: int = 0) -> np.ndarray:
     return out
 
 
-def photo_codec(epochs: int = 3, n: int = 16000, out: Path = RESULTS) -> HyperCodec:
+def photo_codec(epochs: int = 12, n: int = 16000, out: Path = RESULTS) -> HyperCodec:
     """The photo model: ``epochs`` x ``n`` / 8 steps of 8 random 64x64 patches of the TRAIN photos."""
     out.mkdir(parents=True, exist_ok=True)
     patches = out / f"photo-patches-{n}.npy"
     if not patches.is_file():
         np.save(patches, photo_patches(n))
-    return _train_checkpointed(
-        out / f"hyperprior-photos-b8-{n}-{epochs}", str(patches), PHOTOS, epochs, PHOTOS_TRAIN
-    )
+    pattern = f"hyperprior-photos-b8-{n}-{{}}"
+    _extend(out / pattern.format(epochs), pattern, epochs)
+    return _train_checkpointed(out / pattern.format(epochs), str(patches), PHOTOS, epochs, PHOTOS_TRAIN)
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("which", nargs="*", default=["fashion", "photos"])
+    parser.add_argument("--photo-epochs", type=int, default=12, help="epochs of 2,000 steps (default 12)")
     args = parser.parse_args()
     torch.set_num_threads(1)  # on a shared CPU, two threads thrash (measured: 9x slower per batch)
     if "fashion" in args.which:
         fashion_codec()
     if "photos" in args.which:
-        photo_codec()
+        photo_codec(args.photo_epochs)

@@ -14,7 +14,7 @@ from PIL import Image
 
 import aekit
 from aekit.apps.codec import CodecError, load_codec
-from aekit.apps.hypercodec import HEADER, HyperCodec
+from aekit.apps.hypercodec import PREFIX, HyperCodec, coded_counts, varint
 from aekit.cli import main
 from aekit.models.hyperprior import HyperpriorConfig, HyperpriorModel, _int_conv
 
@@ -84,8 +84,44 @@ def test_file_within_one_percent_of_the_estimated_rate(codec, digits):
         assert len(enc.data) < digits.size  # it compresses
 
 
-def two_stream_file(codec: HyperCodec, images: list[np.ndarray], quality: float) -> bytes:
-    """A layout-0 file (z and y in two ANS streams), as the codec wrote them before layout 1."""
+@pytest.mark.parametrize("quality", [1, 2, 3, 4])
+def test_one_small_image_per_file_within_one_percent_of_the_estimate(codec, digits, quality):
+    """The estimate models the whole file: its exact header, the coder's start from state 0 and
+    the stream's length in bytes, not only the symbols' information."""
+    encs = [codec.encode([im], quality) for im in digits[:40]]
+    sizes = np.array([len(e.data) for e in encs])
+    estimates = np.array([e.estimated_bytes for e in encs])
+    assert abs(sizes.sum() / estimates.sum() - 1) < 0.01
+    assert np.all(np.abs(sizes / estimates - 1) < 0.03)  # each file too, within a few bytes
+
+
+def test_the_coders_frequencies_are_what_the_estimate_uses(codec):
+    """constriction's quantisation gives a symbol of count 1 one more count: 23 bits, not 24."""
+    counts = coded_counts(codec.model.y_tables.numpy())
+    tables = codec.model.y_tables.numpy()
+    centre = tables.shape[1] // 2
+    for k in (0, 20, 40, 63):
+        for sym in (centre, centre + 1, centre + 9):
+            coder = codec._coder()
+            coder.encode_reverse(np.full(4000, sym, np.int32), codec._y_models[k])
+            bits = coder.num_valid_bits() / 4000
+            assert abs(bits + np.log2(counts[k, sym] / (1 << 24))) < 3e-3 + 32 / 4000
+
+
+def test_a_one_image_file_carries_35_or_36_bytes_besides_its_stream(codec, digits):
+    from aekit.apps.hypercodec import _read_varint
+
+    enc = codec.encode([digits[0]], 2)
+    assert enc.data[24:26] == bytes([1, 1])  # count, runs
+    stream, at = _read_varint(enc.data, 26, "x", "stream length")
+    assert enc.data[at : at + 4] == bytes([1, 1, 28, 28])  # the shape table: 1 x (1, 28, 28)
+    assert len(enc.data) == at + 4 + 4 + stream and len(enc.data) - stream == 34 + len(varint(stream))
+    assert varint(300) == bytes([0xAC, 0x02]) and varint(0) == b"\x00"
+
+
+def old_layout_file(codec: HyperCodec, images: list[np.ndarray], quality: float, layout: int) -> bytes:
+    """A file as the codec wrote them before layout 2: a fixed 44-byte header and uint32 shape
+    table, the stream in whole words; z and y in two ANS streams (layout 0) or one (layout 1)."""
     import zlib
 
     from aekit.apps.hypercodec import RUN, Header, _by_scale, _runs
@@ -93,32 +129,61 @@ def two_stream_file(codec: HyperCodec, images: list[np.ndarray], quality: float)
     c, m = codec.model.config, codec.model
     segments = codec._segments([im.shape for im in images])
     ys, zs = codec.symbols(images, segments, quality)
-    z_all = np.concatenate([z.swapaxes(0, 1).reshape(c.hyper_channels, -1) for z in zs], 1) + c.max_side
-    z_coder = codec._coder()
-    for ch in range(c.hyper_channels):
-        z_coder.encode_reverse(z_all[ch].astype(np.int32), codec._z_models[ch])
     y_all = np.concatenate([y.ravel() for y in ys]).astype(np.int32) + c.max_symbol
     order, bounds = _by_scale(np.concatenate([k.ravel() for k in codec._scale_indices(zs)]))
     y_coder = codec._coder()
     for k in range(len(m.y_tables)):
         if bounds[k + 1] > bounds[k]:
             y_coder.encode_reverse(y_all[order[bounds[k] : bounds[k + 1]]], codec._y_models[k])
-    zp, yp = (co.get_compressed().astype("<u4").tobytes() for co in (z_coder, y_coder))
+    z_all = np.concatenate([z.swapaxes(0, 1).reshape(c.hyper_channels, -1) for z in zs], 1) + c.max_side
+    z_coder = codec._coder() if layout == 0 else y_coder
+    for ch in range(c.hyper_channels):
+        z_coder.encode_reverse(z_all[ch].astype(np.int32), codec._z_models[ch])
+    zp = z_coder.get_compressed().astype("<u4").tobytes() if layout == 0 else b""
+    yp = y_coder.get_compressed().astype("<u4").tobytes()
     runs = _runs([im.shape for im in images])
     body = b"".join(RUN.pack(n, *s) for n, s in runs) + zp + yp
-    head = Header(0, codec.hash, round(quality * 256), len(images), len(runs), len(zp) // 4, len(yp) // 4, 0)
+    q = round(quality * 256)
+    head = Header(layout, codec.hash, q, len(images), len(runs), len(zp) // 4, len(yp) // 4, 0)
     return (
         Header(**{**head.__dict__, "checksum": zlib.crc32(body, zlib.crc32(head.pack()[:-4]))}).pack() + body
     )
 
 
-def test_files_of_the_two_stream_layout_still_decode(codec):
-    images = odd_images()
-    old = two_stream_file(codec, images, 2.5)
-    new = codec.compress(images, 2.5)
-    assert old[5] == 0 and new[5] == 1 and len(new) < len(old)  # one coder state less
-    for a, b in zip(codec.decompress(old), codec.decompress(new), strict=True):
-        assert np.array_equal(a, b)
+def test_files_of_the_older_layouts_still_decode(codec, digits):
+    for images in (odd_images(), [digits[0]]):
+        new = codec.compress(images, 2.5)
+        old = [old_layout_file(codec, images, 2.5, layout) for layout in (0, 1)]
+        assert [f[5] for f in (*old, new)] == [0, 1, 2] and len(new) < len(old[1]) < len(old[0])
+        for f in old:
+            for a, b in zip(codec.decompress(f), codec.decompress(new), strict=True):
+                assert np.array_equal(a, b)
+
+
+@pytest.mark.parametrize("quality", [1, 2.5, 4])
+def test_refinement_never_raises_the_rate_distortion_cost_and_lowers_it_somewhere(codec, digits, quality):
+    from aekit.apps.hyperrefine import real_cost, refine
+
+    x = torch.from_numpy(digits[:12]).float().div(255)  # 28 x 28: a multiple of the tiny model's stride
+    assert 28 % codec.model.config.stride == 0
+    counts = (codec._y_counts, codec._z_counts)
+    q = round(quality * 256) / 256
+    plain = real_cost(codec.model, counts, x, (28, 28), *codec.model.analyse(x, q), q)
+    refined = real_cost(codec.model, counts, x, (28, 28), *refine(codec.model, counts, x, (28, 28), q, 30), q)
+    assert torch.all(refined <= plain) and refined.sum() < 0.995 * plain.sum()
+
+
+def test_refined_files_decode_with_the_same_decoder_and_are_repeatable(hp_run, codec, digits):
+    images = [*digits[:6], *odd_images()[:3]]
+    data = codec.compress(images, 3, refine=15)
+    assert data == codec.compress(images, 3, refine=15) and data != codec.compress(images, 3)
+    segments = codec._segments([np.asarray(im).shape for im in images])
+    ys, _ = codec.symbols(images, segments, 3, refine=15)
+    want = codec._synthesise(ys, segments, 3)
+    got = HyperCodec.load(hp_run).decompress(data)
+    assert all(np.array_equal(a, b) for a, b in zip(got, want, strict=True))
+    enc = codec.encode(images, 3, refine=15)
+    assert abs(len(enc.data) / enc.estimated_bytes - 1) < 0.01
 
 
 def test_qualities_rise_in_rate_and_fall_in_distortion(codec, digits):
@@ -208,7 +273,7 @@ def test_damaged_truncated_foreign_and_other_model_files_are_refused(codec, digi
 @given(data=st.data())
 def test_any_mutation_is_a_clear_error_or_a_valid_decode(codec, data):
     blob = codec.compress(odd_images()[:3], 3)
-    mutated = mutate(blob, data, HEADER.size)
+    mutated = mutate(blob, data, PREFIX.size + 12)
     try:
         out = codec.decompress(mutated, name="m.aek")
     except CodecError as e:
@@ -227,7 +292,18 @@ def test_cli_folder_of_images_per_image_and_one_file_and_pngs_back(hp_run, tmp_p
     assert main(["compress", str(hp_run), str(src), "-o", str(tmp_path / "one.aek"), "--quality", "3"]) == 2
     assert "3 channels" in capsys.readouterr().err
     (src / "rgb.png").unlink()
-    assert main(["compress", str(hp_run), str(src), "-o", str(tmp_path / "one.aek"), "--quality", "3"]) == 0
+    argv = [
+        "compress",
+        str(hp_run),
+        str(src),
+        "-o",
+        str(tmp_path / "one.aek"),
+        "--quality",
+        "3",
+        "--refine",
+        "5",
+    ]
+    assert main(argv) == 0
     assert "4 images at quality 3" in capsys.readouterr().out
     assert (
         main(["compress", str(hp_run), str(src), "-o", str(tmp_path / "each") + "/", "--target-bpp", "2"])

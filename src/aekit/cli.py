@@ -639,11 +639,14 @@ def cmd_compress(args: argparse.Namespace) -> int:
                 limit=args.limit,
                 force=args.force,
                 progress=not args.quiet,
+                refine=args.refine,
             )
         )
         return 0
     if args.quality is not None or args.target_psnr is not None or args.target_bpp is not None:
         raise ConfigError(f"{args.run}: --quality and the targets need a hyperprior run")
+    if args.refine:
+        raise ConfigError(f"{args.run}: --refine needs a hyperprior run")
     output = new_output(args.output, args.force)
     data = codec.run.prepare(
         codec.run.load_data(args.input, args.split, limit=args.limit, missing=args.missing)
@@ -952,6 +955,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--target-psnr", type=float, help="hyperprior runs: the lowest quality reaching this PSNR")
     p.add_argument(
         "--target-bpp", type=float, help="hyperprior runs: the best quality within these bits/pixel"
+    )
+    p.add_argument(
+        "--refine", type=int, default=0, help="hyperprior runs: optimise each image's latents for N steps"
     )
     p.add_argument("--force", action="store_true")
     p.add_argument("--device", default="cpu")

@@ -68,19 +68,20 @@ def compress_to(
     per_image: bool,
     force: bool = False,
     progress: bool = False,
+    refine: int = 0,
 ) -> list[Written]:
     """Write one ``.aek`` for all ``images``, or with ``per_image`` one ``NAME.aek`` each in the
-    folder ``output``."""
+    folder ``output``; ``refine`` optimisation steps on each image's latents (0: none)."""
     output = new_output(output, force)
     if not per_image:
-        enc = codec.encode(images, quality, progress=progress, name=str(output))
+        enc = codec.encode(images, quality, progress=progress, name=str(output), refine=refine)
         atomic_write_bytes(output, enc.data)
         return [Written(output, len(images), len(enc.data), enc.pixels, enc.seconds)]
     if output.exists() and not output.is_dir():
         raise DataError(f"{output}: is a file; one file per image needs a folder")
     out = []
     for name, im in zip(names, images, strict=True):
-        enc = codec.encode([im], quality, name=name)
+        enc = codec.encode([im], quality, name=name, refine=refine)
         out.append(
             Written(
                 atomic_write_bytes(output / f"{name}.aek", enc.data),
@@ -131,21 +132,26 @@ def compress_command(
     limit: int | None = None,
     force: bool = False,
     progress: bool = False,
+    refine: int = 0,
 ) -> str:
     """``aekit compress`` with a hyperprior run; returns the line to print.
 
     ``output`` ending in ``/`` (or an existing folder) gets one file per image, anything else one file.
+    ``refine`` > 0 optimises each image's latents for that many steps (:mod:`aekit.apps.hyperrefine`);
+    a target PSNR or bpp picks the quality without it.
     """
     from aekit.errors import ConfigError
 
     if sum(v is not None for v in (quality, target_psnr, target_bpp)) > 1:
         raise ConfigError("give one of --quality, --target-psnr, --target-bpp")
+    if refine < 0:
+        raise ConfigError(f"--refine {refine}: expected a number of steps >= 0")
     names, images = read_inputs(source, codec, split, limit)
     if target_psnr is not None or target_bpp is not None:
         quality = codec.quality_for(images, target_psnr=target_psnr, target_bpp=target_bpp)
     quality = 4.0 if quality is None else quality
     per_image = output.endswith(("/", "\\")) or Path(output).is_dir()
-    written = compress_to(codec, names, images, output, quality, per_image, force, progress)
+    written = compress_to(codec, names, images, output, quality, per_image, force, progress, refine)
     size, pixels = sum(w.bytes for w in written), sum(w.pixels for w in written)
     seconds = sum(w.seconds for w in written)
     where = f"{len(written)} files in {output}" if per_image else str(written[0].path)

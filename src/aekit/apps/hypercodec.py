@@ -4,35 +4,33 @@
 >>> data = codec.compress([img_a, img_b], quality=5)   # uint8 (C, H, W) or (H, W), any sizes
 >>> images = codec.decompress(data)                     # a list of uint8 (C, H, W), each its own size
 
-File layout (little-endian), version 2::
+File layout (little-endian), version 2, layout 2 (what :meth:`HyperCodec.encode` writes)::
 
     magic       4 bytes   b"AEK\\x01" (as version 1)
     version     uint8     2
-    layout      uint8     1: one ANS stream, z then y (written since Nov 2026); 0: two streams
+    layout      uint8     2
     model hash  16 bytes  SHA-256 prefix of the weights and tables that made the file
     quality     uint16    quality x 256 (1.0 .. the model's levels; fractions interpolate the gains)
-    count       uint32    images in the file
-    runs        uint32    entries of the shape table
-    z words     uint32    layout 0: length of the hyperprior (side information) stream, 32-bit
-                          words; layout 1: 0
-    y words     uint32    length of the latent stream (layout 1: of the one stream), 32-bit words
-    checksum    uint32    CRC-32 of the header before it, the shape table and both streams
-    shapes      runs x (count uint32, channels uint8, height uint16, width uint16): run-length
-                coded, so 10,000 images of one size cost 9 bytes
-    z stream    ANS words: z symbols, channel by channel, each with its channel's table
-    y stream    ANS words: y symbols, grouped by their scale-table index (computed from z in
-                integer arithmetic), each group with its integer Gaussian table
+    count       varint    images in the file (LEB128: 7 bits a byte, low bits first)
+    runs        varint    entries of the shape table
+    stream      varint    length of the ANS stream in bytes
+    shapes      runs x (count varint, channels uint8, height varint, width varint): run-length
+                coded, so one 28x28 image costs 4 bytes and 10,000 of them 5
+    checksum    uint32    CRC-32 of everything before it and of the stream
+    stream      one ANS stack, its 32-bit words little-endian without the last word's high zero
+                bytes: the y symbols grouped by their scale-table index (computed from z in
+                integer arithmetic), each group with its integer Gaussian table, then the z
+                symbols channel by channel on top (popped first)
 
-In layout 1 (what :meth:`HyperCodec.encode` writes) both are one stream, the z symbols popped
-first: one coder's final state (4-8 bytes) less per file than two streams, which matters for
-small images. Files of layout 0 still decode.
+A file of one small image thus carries 35 bytes besides its stream. Files of layouts 0 and 1
+(a fixed 44-byte header, ``HEADER``, and a uint32 shape table; layout 0 with z and y in two
+streams) still decode.
 
 A grey image given to a colour model is coded as three equal channels and decoded back to one.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import struct
 import time
@@ -51,8 +49,10 @@ from aekit.models.hyperprior import PRECISION, SCALES, HyperpriorModel
 
 MAGIC = b"AEK\x01"
 VERSION = 2
-HEADER = struct.Struct("<4sBB16sHIIIII")
-RUN = struct.Struct("<IBHH")
+HEADER = struct.Struct("<4sBB16sHIIIII")  # layouts 0 and 1
+RUN = struct.Struct("<IBHH")  # layouts 0 and 1
+PREFIX = struct.Struct("<4sBB16sH")  # layout 2: magic, version, layout, hash, quality; then varints
+LAYOUT = 2  # what encode writes
 
 
 @dataclass(frozen=True)
@@ -65,8 +65,10 @@ class Header:
     z_words: int
     y_words: int
     checksum: int
+    stream_bytes: int = 0  # layout 2: the stream's length (y_words = its words, rounded up)
 
     def pack(self) -> bytes:
+        """The fixed header of layouts 0 and 1."""
         return HEADER.pack(
             MAGIC,
             VERSION,
@@ -90,7 +92,7 @@ class Encoded:
     y_bytes: int
     seconds: float
     pixels: int
-    estimated_bytes: float  # the entropy model's rate under the integer tables, header included
+    estimated_bytes: float  # the entropy model's rate under the integer tables, all bytes of the file
 
     @property
     def megapixels_per_second(self) -> float:
@@ -139,6 +141,60 @@ def _runs(shapes: list[tuple[int, int, int]]) -> list[tuple[int, tuple[int, int,
     return runs
 
 
+def varint(n: int) -> bytes:
+    """``n`` >= 0 as LEB128: 7 bits a byte, low bits first, the high bit set on all but the last."""
+    out = bytearray()
+    while n >= 0x80:
+        out.append(n & 0x7F | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
+
+
+def _read_varint(data: bytes, at: int, name: str, what: str) -> tuple[int, int]:
+    """The varint at ``at`` (at most 5 bytes, below 2^35) and where the next field starts."""
+    from aekit.apps.codec import CodecError
+
+    value = 0
+    for i in range(5):
+        if at + i >= len(data):
+            raise CodecError(f"{name}: ends inside the header's {what} (truncated?)")
+        value |= (data[at + i] & 0x7F) << 7 * i
+        if data[at + i] < 0x80:
+            return value, at + i + 1
+    raise CodecError(f"{name}: the header's {what} is not a valid number")
+
+
+def _compact_header(model_hash: bytes, quality: int, count: int, runs, stream_bytes: int) -> bytes:
+    """Layout 2's header up to (not including) its checksum."""
+    table = b"".join(varint(n) + bytes([c]) + varint(h) + varint(w) for n, (c, h, w) in runs)
+    head = PREFIX.pack(MAGIC, VERSION, LAYOUT, model_hash, quality)
+    return head + varint(count) + varint(len(runs)) + varint(stream_bytes) + table
+
+
+def coded_counts(tables: np.ndarray) -> np.ndarray:
+    """The frequencies (out of 2^PRECISION) the ANS coder really uses for integer ``tables``:
+    constriction's ``Categorical(perfect=False)`` gives every symbol one count of its own and
+    shares the rest in proportion, so a symbol of count 1 costs 23 bits, not 24 (checked against
+    the coder to 1e-4 bit in tests/test_hypercodec.py)."""
+    total, n = float(1 << PRECISION), tables.shape[-1]
+    return 1 + tables.astype(np.float64) * (total - n) / total
+
+
+def start_bits(counts: np.ndarray, rows: np.ndarray, symbols: np.ndarray) -> float:
+    """What the first ``symbols`` pushed onto an empty ANS stack (row ``rows`` of ``counts`` each,
+    in push order) cost beyond their information: the coder starts from state 0, so a symbol
+    leaves the state at its cumulative frequency, log2(cdf) bits, not -log2(p) more (nothing at
+    all while cdf is 0: the alphabet's first symbol)."""
+    extra = 0.0
+    for row, sym in zip(rows.tolist(), symbols.tolist(), strict=True):
+        cdf = float(counts[row, :sym].sum())
+        extra += float(np.log2(counts[row, sym] / (1 << PRECISION)))  # its information is not spent ...
+        if cdf > 0:
+            return extra + float(np.log2(cdf))  # ... but the state it leaves is cdf
+    return extra
+
+
 class HyperCodec:
     """Compress images of any size to bytes and back with a trained ``hyperprior`` run."""
 
@@ -161,6 +217,8 @@ class HyperCodec:
             cat(r.astype(np.float64) / total, perfect=False) for r in self.model.z_tables.numpy()
         ]
         self._coder = constriction.stream.stack.AnsCoder
+        self._y_counts = coded_counts(self.model.y_tables.numpy())  # for the estimate
+        self._z_counts = coded_counts(self.model.z_tables.numpy())
 
     @classmethod
     def load(cls, run_dir: str | Path, device: str = "cpu") -> HyperCodec:
@@ -204,15 +262,31 @@ class HyperCodec:
     # -- encoding -----------------------------------------------------------------------------
 
     @torch.no_grad()
-    def symbols(self, images: list[np.ndarray], segments: list[Segment], quality: float, progress=False):
-        """Integer y and z of every segment ((n, M, h, w) and (n, Nz, h', w') int64 arrays)."""
+    def symbols(
+        self,
+        images: list[np.ndarray],
+        segments: list[Segment],
+        quality: float,
+        progress=False,
+        refine: int = 0,
+    ):
+        """Integer y and z of every segment ((n, M, h, w) and (n, Nz, h', w') int64 arrays);
+        with ``refine`` > 0, refined per image by that many optimisation steps
+        (:mod:`aekit.apps.hyperrefine`; never a higher rate-distortion cost)."""
         q = self._quality(quality) / 256
         ys, zs = [], []
         for seg in _bar(segments, progress, "encode"):
             x = torch.from_numpy(np.stack(images[seg.start : seg.start + seg.n])).float().div(255)
             if x.shape[1] != self.channels:  # grey into a colour model
                 x = x.expand(-1, self.channels, -1, -1)
-            y, z = self.model.analyse(pad_to_multiple(x.to(self.run.device), self.model.config.stride), q)
+            x = pad_to_multiple(x.to(self.run.device), self.model.config.stride)
+            if refine > 0:
+                from aekit.apps.hyperrefine import refine as refine_latents
+
+                counts = (self._y_counts, self._z_counts)
+                y, z = refine_latents(self.model, counts, x, seg.shape[1:], q, refine)
+            else:
+                y, z = self.model.analyse(x, q)
             ys.append(y.cpu().numpy())
             zs.append(z.cpu().numpy())
         return ys, zs
@@ -224,18 +298,23 @@ class HyperCodec:
                     f"{name}: image {i} has {im.shape[0]} channels; this model codes {self.channels}"
                 )
 
-    def compress(self, images, quality: float = 4, progress: bool = False, name: str = "images") -> bytes:
-        """The bytes of an ``.aek`` v2 file holding ``images`` (see :func:`as_images`)."""
-        return self.encode(images, quality, progress, name).data
+    def compress(
+        self, images, quality: float = 4, progress: bool = False, name: str = "images", refine: int = 0
+    ) -> bytes:
+        """The bytes of an ``.aek`` v2 file holding ``images`` (see :func:`as_images`); ``refine``
+        > 0 optimises each image's latents for that many steps first (slower encoding, same decoder)."""
+        return self.encode(images, quality, progress, name, refine).data
 
-    def encode(self, images, quality: float = 4, progress: bool = False, name: str = "images") -> Encoded:
+    def encode(
+        self, images, quality: float = 4, progress: bool = False, name: str = "images", refine: int = 0
+    ) -> Encoded:
         """Like :meth:`compress`, with the size of each stream and the time taken."""
         start = time.perf_counter()
         images = as_images(images, name)
         self._check_channels(images, name)
         qint = self._quality(quality)
         segments = self._segments([im.shape for im in images])
-        ys, zs = self.symbols(images, segments, quality, progress)
+        ys, zs = self.symbols(images, segments, quality, progress, refine)
         c = self.model.config
         z_all = np.concatenate([z.swapaxes(0, 1).reshape(c.hyper_channels, -1) for z in zs], 1)  # (Nz, all)
         z_all = (z_all + c.max_side).astype(np.int32)
@@ -250,20 +329,26 @@ class HyperCodec:
         for ch in range(c.hyper_channels):  # the decoder pops the last channel first
             coder.encode_reverse(z_all[ch], self._z_models[ch])
         stream = coder.get_compressed().astype("<u4").tobytes()
+        for _ in range(3):  # the top word is the coder's state: its high zero bytes carry nothing
+            if stream.endswith(b"\0"):
+                stream = stream[:-1]
         runs = _runs([im.shape for im in images])
-        table = b"".join(RUN.pack(n, *s) for n, s in runs)
-        header = Header(1, self.hash, qint, len(images), len(runs), 0, len(stream) // 4, 0)
-        body = table + stream
-        checksum = zlib.crc32(body, zlib.crc32(header.pack()[: HEADER.size - 4]))
-        data = dataclasses.replace(header, checksum=checksum).pack() + body
+        head = _compact_header(self.hash, qint, len(images), runs, len(stream))
+        data = head + struct.pack("<I", zlib.crc32(stream, zlib.crc32(head))) + stream
         pixels = sum(im.shape[1] * im.shape[2] for im in images)
         seconds = time.perf_counter() - start
-        tables = self.model.y_tables.numpy().astype(np.float64)
-        bits = -np.log2(tables[k_all, y_all] / (1 << PRECISION)).sum()
-        z_tables = self.model.z_tables.numpy().astype(np.float64)
-        bits += -np.log2(z_tables[np.arange(c.hyper_channels)[:, None], z_all] / (1 << PRECISION)).sum()
-        estimate = bits / 8 + HEADER.size + len(table)
-        return Encoded(data, len(stream) - y_only, y_only, seconds, pixels, float(estimate))
+        # the estimate: the symbols' information under the coder's frequencies, what starting from
+        # state 0 adds (the first y symbol pushed: the last of the first scale group), the stream
+        # as the bit length of the coder's final number in whole bytes, and the file's exact header
+        total = float(1 << PRECISION)
+        bits = -np.log2(self._y_counts[k_all, y_all] / total).sum()
+        bits += -np.log2(self._z_counts[np.arange(c.hyper_channels)[:, None], z_all] / total).sum()
+        first = next(k for k in range(SCALES) if bounds[k + 1] > bounds[k])
+        pushed = order[bounds[first] : bounds[first + 1]][::-1][:64]
+        bits += start_bits(self._y_counts, k_all[pushed], y_all[pushed])
+        stream_bytes = int(bits) // 8 + 1 if bits > 0 else 0
+        estimate = len(_compact_header(self.hash, qint, len(images), runs, stream_bytes)) + 4 + stream_bytes
+        return Encoded(data, max(0, len(stream) - y_only), y_only, seconds, pixels, float(estimate))
 
     def _scale_indices(self, zs: list[np.ndarray]) -> list[np.ndarray]:
         """The scale-table index (uint8) of every y symbol, per segment, from its z (integer arithmetic)."""
@@ -319,49 +404,84 @@ class HyperCodec:
 
     # -- decoding -----------------------------------------------------------------------------
 
-    def read_header(self, data: bytes, name: str = "data") -> tuple[Header, list[tuple[int, int, int]]]:
-        """Check a v2 file's header, shape table, length and checksum against this model.
+    def read_header(self, data: bytes, name: str = "data") -> tuple[Header, list[tuple[int, int, int]], int]:
+        """Check a v2 file's header, shape table, length and checksum against this model; returns
+        the header, the images' shapes and where the ANS stream starts.
 
         Raises:
             CodecError: naming ``name`` and what is wrong.
         """
         from aekit.apps.codec import CodecError
 
-        if len(data) < HEADER.size:
+        if len(data) < PREFIX.size:
             raise CodecError(
-                f"{name}: {len(data)} bytes, too short for an aekit stream (header {HEADER.size})"
+                f"{name}: {len(data)} bytes, too short for an aekit stream (header {PREFIX.size}+)"
             )
-        magic, version, layout, digest, quality, count, runs, zw, yw, checksum = HEADER.unpack_from(data)
+        magic, version, layout, digest, quality = PREFIX.unpack_from(data)
         if magic != MAGIC:
             raise CodecError(f"{name}: not an aekit compressed file (magic {magic!r})")
         if version != VERSION:
             raise CodecError(f"{name}: format version {version}; a hyperprior run reads version {VERSION}")
-        size = HEADER.size + RUN.size * runs + 4 * (zw + yw)
+        if layout > LAYOUT:
+            raise CodecError(
+                f"{name}: layout {layout} of version 2 is newer than this aekit reads (0..{LAYOUT})"
+            )
+        entries: list[tuple[int, int, int, int]] = []
+        if layout == LAYOUT:
+            count, at = _read_varint(data, PREFIX.size, name, "image count")
+            runs, at = _read_varint(data, at, name, "shape-table length")
+            nbytes, at = _read_varint(data, at, name, "stream length")
+            for r in range(runs if runs <= count else 0):
+                n, at = _read_varint(data, at, name, f"shape-table entry {r}")
+                if at >= len(data):
+                    raise CodecError(f"{name}: ends inside the shape table (truncated?)")
+                ch, at = data[at], at + 1
+                h, at = _read_varint(data, at, name, f"shape-table entry {r}")
+                w, at = _read_varint(data, at, name, f"shape-table entry {r}")
+                entries.append((n, ch, h, w))
+            start = at + 4
+            size = start + nbytes
+            zw, yw = 0, (nbytes + 3) // 4
+            if len(data) >= start:
+                (checksum,) = struct.unpack_from("<I", data, at)
+                ok = zlib.crc32(data[start:], zlib.crc32(data[:at])) == checksum
+        else:
+            if len(data) < HEADER.size:
+                raise CodecError(
+                    f"{name}: {len(data)} bytes, too short for an aekit stream (header {HEADER.size})"
+                )
+            _, _, _, _, quality, count, runs, zw, yw, checksum = HEADER.unpack_from(data)
+            start, nbytes = HEADER.size + RUN.size * runs, 4 * (zw + yw)
+            size = start + nbytes
+            if len(data) == size:
+                entries = [RUN.unpack_from(data, HEADER.size + r * RUN.size) for r in range(runs)]
+                ok = zlib.crc32(data[HEADER.size :], zlib.crc32(data[: HEADER.size - 4])) == checksum
         if len(data) != size:
             raise CodecError(f"{name}: {len(data)} bytes but the header announces {size} (truncated?)")
-        if zlib.crc32(data[HEADER.size :], zlib.crc32(data[: HEADER.size - 4])) != checksum:
+        if not ok:
             raise CodecError(f"{name}: checksum mismatch: the file is corrupted")
         if digest != self.hash:
             raise CodecError(
                 f"{name}: made by another model (hash {digest.hex()}); this run's is {self.hash.hex()}"
             )
         shapes: list[tuple[int, int, int]] = []
-        for r in range(runs):
-            n, c, h, w = RUN.unpack_from(data, HEADER.size + r * RUN.size)
-            if c not in (1, 3) or c > self.channels or h < 1 or w < 1 or n < 1:
+        for r, (n, c, h, w) in enumerate(entries):
+            if c not in (1, 3) or c > self.channels or not (1 <= h <= 65535 and 1 <= w <= 65535) or n < 1:
                 raise CodecError(f"{name}: shape table entry {r} is not valid ({n} x ({c}, {h}, {w}))")
+            if len(shapes) + n > count:
+                break
             shapes += [(c, h, w)] * n
         if (
             len(shapes) != count
+            or len(entries) != runs
             or not 256 <= quality <= 256 * self.model.qualities
-            or layout * zw
-            or layout > 1
+            or (layout != 0 and zw)
         ):
             raise CodecError(
                 f"{name}: header fields do not agree "
                 f"(count {count}, quality {quality / 256:g}, layout {layout}, z words {zw})"
             )
-        return Header(layout, digest, quality, count, runs, zw, yw, checksum), shapes
+        return Header(layout, digest, quality, count, runs, zw, yw, checksum, nbytes), shapes, start
 
     @torch.no_grad()
     def decompress(self, data: bytes, name: str = "data", progress: bool = False) -> list[np.ndarray]:
@@ -372,10 +492,10 @@ class HyperCodec:
         """
         from aekit.apps.codec import CodecError
 
-        header, shapes = self.read_header(data, name)
+        header, shapes, start = self.read_header(data, name)
         c = self.model.config
-        off = HEADER.size + RUN.size * header.runs
-        words = np.frombuffer(data, dtype="<u4", offset=off).astype(np.uint32)
+        stream = data[start:] + b"\0" * (-(len(data) - start) % 4)  # layout 2 drops the top zero bytes
+        words = np.frombuffer(stream, dtype="<u4").astype(np.uint32)
         zp, yp = words[: header.z_words], words[header.z_words :]
         segments = self._segments(shapes)
         z_total = sum(seg.n * seg.z_size[0] * seg.z_size[1] for seg in segments)
