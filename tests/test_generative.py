@@ -13,7 +13,7 @@ from aekit.config import resolve
 from aekit.data.batches import Batch
 from aekit.models import build_model
 from aekit.models.iwae import iw_bound
-from aekit.models.tcvae import kl_decomposition
+from aekit.models.tcvae import kl_decomposition, stratified_log_weights
 from aekit.models.vampprior import log_normal
 
 
@@ -136,6 +136,30 @@ def test_total_correlation_is_positive_for_dependent_factors():
     z2 = mu2 + 0.3 * torch.randn(mu2.shape, generator=torch.Generator().manual_seed(1), dtype=mu2.dtype)
     tc = float(kl_decomposition(z2, mu2, torch.cat([logvar, logvar], 1))["tc"].mean())
     assert 0.5 * math.log(5) < tc < math.log(5) + 0.1  # up to log 5 nats: five well-separated values
+
+
+def test_stratified_weights_follow_the_paper():
+    w = stratified_log_weights(5, 100).exp()
+    assert torch.allclose(w.sum(1), torch.ones(5))  # each row a distribution over the batch
+    assert torch.allclose(w.diagonal(), torch.full((5,), 0.01))  # the own sample: 1/N
+    assert float(w[4, 0]) == pytest.approx(96 / 400)  # the next one, cyclically: (N - M + 1) / (N (M - 1))
+    assert float(w[0, 2]) == pytest.approx(1 / 4)
+    with pytest.raises(ValueError, match="batch"):
+        stratified_log_weights(1, 100)
+
+
+def test_kl_decomposition_sums_to_the_kl_whatever_the_weights():
+    z, mu, logvar = _factorial([-2.0, -0.5, 1.0], dims=2, sigma=0.4)  # 9 codes
+    log_p = log_normal(z, torch.zeros_like(z), torch.zeros_like(z))
+    for log_w in (None, stratified_log_weights(9, 1000).double()):
+        parts = kl_decomposition(z, mu, logvar, log_w)
+        assert torch.allclose(sum(parts.values()), log_normal(z, mu, logvar) - log_p)
+    uniform = torch.full((9, 9), -math.log(9), dtype=torch.float64)
+    default = kl_decomposition(z, mu, logvar)
+    assert torch.allclose(kl_decomposition(z, mu, logvar, uniform)["tc"], default["tc"])
+    # stratified: q(z_i|x_i) counts 1/N, so with well-separated codes log q(z_i) falls far below MWS's
+    mss = kl_decomposition(z, mu, logvar, stratified_log_weights(9, 1000).double())
+    assert (mss["mi"] > default["mi"] + 1).all()
 
 
 def test_tcvae_with_unit_weights_is_the_vae_objective(batch):
