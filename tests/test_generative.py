@@ -11,6 +11,7 @@ import torch
 
 from aekit.config import resolve
 from aekit.data.batches import Batch
+from aekit.errors import ConfigError
 from aekit.models import build_model
 from aekit.models.iwae import iw_bound
 from aekit.models.tcvae import kl_decomposition, stratified_log_weights
@@ -217,3 +218,24 @@ def test_two_level_vae_bound_and_prior(batch):
     assert model.kl_per_dim(x).shape == (8,)
     with pytest.raises(NotImplementedError, match="no closed form"):
         model.log_prior(z)
+
+
+def test_tcvae_stratified_estimator_is_opt_in(batch):
+    plain, mss = (
+        make("tcvae", hidden=(16,), latent_dim=4),
+        make("tcvae", hidden=(16,), latent_dim=4, mss_dataset_size=1000),
+    )
+    assert plain.pair_log_weights(8) is None
+    assert torch.equal(mss.pair_log_weights(8), stratified_log_weights(8, 1000))
+    assert mss.pair_log_weights(1) is None  # one sample: its own posterior is the whole estimate
+    terms = {}
+    for name, model in (("plain", plain), ("mss", mss)):
+        torch.manual_seed(0)
+        with torch.no_grad():
+            terms[name] = model.loss(batch)
+    # same weights and noise: the same one-sample KL, split differently
+    split = {k: sum(float(terms[k][t]) for t in ("mi", "tc", "dim_kl")) for k in terms}
+    assert split["mss"] == pytest.approx(split["plain"], rel=1e-5)
+    assert float(terms["mss"]["tc"]) != float(terms["plain"]["tc"])
+    with pytest.raises(ConfigError, match="mss_dataset_size"):
+        make("tcvae", mss_dataset_size=-1)

@@ -30,11 +30,15 @@ from aekit.models.vampprior import log_normal
 @dataclass(frozen=True)
 class TCVAEConfig(VAEConfig):
     """``alpha``, ``tc_beta``, ``gamma``: weights of mutual information, total correlation and
-    dimension-wise KL (all 1 is the plain VAE; the paper disentangles with ``tc_beta`` = 6)."""
+    dimension-wise KL (all 1 is the plain VAE; the paper disentangles with ``tc_beta`` = 6).
+    ``mss_dataset_size``: N > 0 estimates q(z) by minibatch-stratified sampling for a training set
+    of N (the paper's appendix C; better test NLL on Fashion-MNIST: docs/benchmarks/models.md);
+    0 (the default) by minibatch-weighted sampling, which needs no N."""
 
     alpha: float = 1.0
     tc_beta: float = 6.0
     gamma: float = 1.0
+    mss_dataset_size: int = 0
 
 
 def kl_decomposition(z: Tensor, mu: Tensor, logvar: Tensor, log_w: Tensor | None = None) -> dict[str, Tensor]:
@@ -85,10 +89,18 @@ class TCVAE(VAE):
     config_class = TCVAEConfig
     fully_convolutional = False  # the decomposition is over the dimensions of flat codes
 
+    def __init__(self, config: TCVAEConfig) -> None:
+        if config.mss_dataset_size < 0:
+            raise ValueError(
+                f"mss_dataset_size must be 0 or the training set's size, not {config.mss_dataset_size}"
+            )
+        super().__init__(config)
+
     def pair_log_weights(self, m: int) -> Tensor | None:
-        """Weights of the batch's posteriors in the estimate of q(z) (see :func:`kl_decomposition`);
-        None: uniform (minibatch-weighted sampling)."""
-        return None
+        """Weights of the batch's posteriors in the estimate of q(z) (see :func:`kl_decomposition`):
+        stratified when ``mss_dataset_size`` is set (and the batch has two or more), else None: uniform."""
+        n = self.config.mss_dataset_size
+        return stratified_log_weights(m, n) if n > 0 and m >= 2 else None
 
     def loss(self, batch: Batch, phase: str = "main") -> dict[str, Tensor]:
         c = self.config
@@ -96,7 +108,8 @@ class TCVAE(VAE):
         z = mu + torch.randn_like(mu) * (0.5 * logvar).exp()
         out = self.logits(z, batch.y)
         rec = -self._log_px(batch.x, out).mean()
-        split = kl_decomposition(z, mu, logvar, self.pair_log_weights(len(z)))
+        log_w = self.pair_log_weights(len(z))
+        split = kl_decomposition(z, mu, logvar, None if log_w is None else log_w.to(z.device))
         parts = {k: v.mean() for k, v in split.items()}
         warm = self.beta_now() / c.beta if c.beta > 0 else 1.0  # the KL warm-up ramp, 0 -> 1
         penalty = c.alpha * parts["mi"] + c.tc_beta * parts["tc"] + c.gamma * parts["dim_kl"]
