@@ -5,7 +5,8 @@ latent 32, hidden 256-128, one thread), the same test NLL (importance-weighted, 
 1000 test images). Each variant is aekit's model with one of pythae's choices swapped in:
 
 - ``tcvae, MSS (paper)``: q(z) estimated by minibatch-stratified sampling as in Chen et al.'s
-  appendix C (the sample's own posterior weighs 1/N), instead of aekit's minibatch-weighted sampling;
+  appendix C (the sample's own posterior weighs 1/N), instead of aekit's minibatch-weighted sampling
+  (what ``TCVAEConfig(mss_dataset_size=60000)`` does);
 - ``tcvae, pythae's MSS matrix``: the weight matrix pythae uses by default (``use_mss=True``),
   taken from pythae itself: it fills columns 0 and 1 instead of the diagonal, so the own posterior
   keeps weight 1/(M-1) and sample 0 is all but dropped (disentangling-vae issue #58);
