@@ -9,9 +9,13 @@ VAMP and beta-TCVAE with the same encoder/decoder sizes and epochs, all measured
 Speed is training samples per CPU-second of one thread (``time.process_time``, torch on one
 thread), for aekit and pythae alike: on a shared machine wall-clock time measures the neighbours.
 
-Rows are cached in ``benchmarks/results/models.json`` by model and settings (``--fresh`` retrains).
+``--seeds 0 1 2`` trains every model (and pythae's) once per seed (initialisation, batch order and
+noise) and adds a summary table: mean NLL with its standard deviation and range over the seeds, so
+that a difference can be read against the seed spread.
 
-Run: ``.venv/bin/python benchmarks/models.py [--epochs 5] [--models dense vae ...]``
+Rows are cached in ``benchmarks/results/models.json`` by model, settings and seed (``--fresh`` retrains).
+
+Run: ``.venv/bin/python benchmarks/models.py [--epochs 5] [--models dense vae ...] [--seeds 0 1 2]``
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from sklearn.decomposition import PCA
 from aekit.config import TrainConfig, resolve
 from aekit.data.batches import Batches
 from aekit.data.sources import load_dataset
+from aekit.fileio import atomic_write_text
 from aekit.models import MODELS, build_model
 from aekit.training.trainer import Trainer
 
@@ -55,11 +60,16 @@ def test_nll(model, data, k: int) -> float:
     return float(sum(float(model.nll(b.x, b.y, k=k).sum()) for b in Batches(sub, 250)) / len(sub))
 
 
-def run_model(name: str, train, test, args, bf16: bool = False) -> dict:
-    torch.manual_seed(0)
+def model_settings(name: str, train, args):
+    """The model config of aekit's ``name`` at the benchmark's sizes."""
     settings = {"name": name, "latent_dim": args.latent_dim, "hidden": args.hidden, **EXTRA.get(name, {})}
     config = resolve([{"model": settings}], input_shape=train.shape, num_classes=len(train.classes))
-    model = build_model(name, config.model_config)
+    return config.model_config
+
+
+def run_model(name: str, train, test, args, seed: int = 0, bf16: bool = False) -> dict:
+    torch.manual_seed(seed)
+    model = build_model(name, model_settings(name, train, args))
     cfg = TrainConfig(
         epochs=args.epochs,
         batch_size=args.batch_size,
@@ -67,6 +77,7 @@ def run_model(name: str, train, test, args, bf16: bool = False) -> dict:
         val_fraction=0,
         device="cpu",
         cpu_bf16=bf16,
+        seed=seed,
     )
     start = time.process_time()
     Trainer(model, cfg).fit(train)
@@ -104,16 +115,22 @@ def run_pca(train, test, latent: int) -> dict:
     }
 
 
-PYTHAE = ("vae", "iwae", "vampprior", "tcvae")  # aekit models pythae has a counterpart of
+PYTHAE_CLASS = {"vae": "VAE", "iwae": "IWAE", "vampprior": "VAMP", "tcvae": "BetaTCVAE"}
+PYTHAE = tuple(PYTHAE_CLASS)  # aekit models pythae has a counterpart of
 
 
-def run_pythae(kind: str, train, test, args) -> dict | None:
+def run_pythae(kind: str, train, test, args, seed: int = 0) -> dict | None:
     try:
-        from pythae_vae import train_pythae  # benchmarks/pythae_vae.py
+        from pythae_vae import network_size, pythae_model, train_pythae  # benchmarks/pythae_vae.py
     except ImportError as e:
         print(f"pythae: not run ({e}); pip install pythae to compare")
         return None
-    row, samples = train_pythae(kind, train, test, args, nll_images=NLL_IMAGES)
+    # the same networks, checked: until 2026-11-28 pythae's decoder had an extra 784x784 layer
+    ours = build_model(kind, model_settings(kind, train, args))
+    theirs = network_size(pythae_model(kind, tuple(train.shape), args))
+    if network_size(ours) != theirs:
+        raise SystemExit(f"pythae {kind}: {theirs} network parameters, aekit's {network_size(ours)}")
+    row, samples = train_pythae(kind, train, test, args, nll_images=NLL_IMAGES, seed=seed)
     row["fd"] = frechet(samples, test)
     return row
 
@@ -132,6 +149,9 @@ def main() -> None:
     parser.add_argument("--no-pythae", action="store_true")
     parser.add_argument("--pythae", nargs="*", default=list(PYTHAE), choices=PYTHAE, help="counterparts")
     parser.add_argument("--fresh", action="store_true", help="ignore the rows cached by earlier runs")
+    parser.add_argument(
+        "--seeds", type=int, nargs="+", default=[0], help="one run per seed; summary over them"
+    )
     parser.add_argument("--bf16-too", action="store_true", help="each aekit model also with --cpu-bf16")
     args = parser.parse_args()
     args.iw_train_samples = EXTRA["iwae"]["iw_samples"]
@@ -152,39 +172,93 @@ def main() -> None:
     cache = {} if args.fresh or not CACHE.is_file() else json.loads(CACHE.read_text())
     setting = f"{args.epochs}|{args.batch_size}|{args.lr}|{args.latent_dim}|{args.hidden}|{args.limit}"
 
-    def cached(key: str, make) -> dict | None:
-        if f"{key}|{setting}" not in cache:
+    def cached(key: str, seed: int, make) -> dict | None:
+        full = f"{key}|{setting}|seed {seed}"
+        if full not in cache:
             row = make()
             if row is None:
                 return None
-            cache[f"{key}|{setting}"] = row
+            cache[full] = {**row, "seed": seed}
             CACHE.parent.mkdir(exist_ok=True)
             on_disk = json.loads(CACHE.read_text()) if CACHE.is_file() else {}  # other runs' rows stay
-            CACHE.write_text(json.dumps({**on_disk, f"{key}|{setting}": row}, indent=1))
-        print(f"  done: {key}", flush=True)
-        return cache[f"{key}|{setting}"]
+            atomic_write_text(CACHE, json.dumps({**on_disk, full: cache[full]}, indent=1))
+        print(f"  done: {key}, seed {seed}", flush=True)
+        return cache[full]
 
     rows = [run_pca(train, test, args.latent_dim)]
-    for name in args.models:
-        rows.append(cached(name, lambda name=name: run_model(name, train, test, args)))
-        if args.bf16_too:
-            fast = cached(f"{name} bf16", lambda name=name: run_model(name, train, test, args, bf16=True))
-            rows.append(fast)
-    for kind in [] if args.no_pythae else [k for k in args.pythae if k in args.models]:
-        if row := cached(f"pythae {kind}", lambda kind=kind: run_pythae(kind, train, test, args)):
-            rows.append(row)
+    for seed in args.seeds:
+        for name in args.models:
+            rows.append(cached(name, seed, lambda name=name, s=seed: run_model(name, train, test, args, s)))
+            if args.bf16_too:
+                make = lambda name=name, s=seed: run_model(name, train, test, args, s, bf16=True)  # noqa: E731
+                rows.append(cached(f"{name} bf16", seed, make))
+        for kind in [] if args.no_pythae else [k for k in args.pythae if k in args.models]:
+            make = lambda kind=kind, s=seed: run_pythae(kind, train, test, args, s)  # noqa: E731
+            if row := cached(f"pythae {kind}", seed, make):
+                rows.append(row)
+    print_table(rows)
+    if len(args.seeds) > 1:
+        print_summary(rows[1:])
+
+
+def print_table(rows: list[dict]) -> None:
     pca_mse = rows[0]["mse"]
-    print("\n| model | test MSE | vs PCA | test NLL (nats) | Fréchet distance | train samples per CPU-s |")
-    print("|---|---|---|---|---|---|")
+    print("\n| model | seed | test MSE | vs PCA | test NLL (nats) | Fréchet distance | samples per CPU-s |")
+    print("|---|---|---|---|---|---|---|")
     for r in rows:
-        r.setdefault("fd", float("nan"))
-        nll = f"{r['nll']:.1f}" if "nll" in r else ""
+        nll = f"{r['nll']:.2f}" if "nll" in r else ""
         if "nll_pythae_estimator" in r:
             nll += f" (pythae's own estimator: {r['nll_pythae_estimator']:.1f})"
+        fd = f"{r['fd']:.1f}" if "fd" in r else ""
         print(
-            f"| {r['model']} | {r['mse']:.5f} | {r['mse'] / pca_mse:.2f}x | {nll} "
-            f"| {r['fd']:.2f} | {r['samples/s']:,.0f} |".replace("| nan |", "|  |")
+            f"| {r['model']} | {r.get('seed', '')} | {r['mse']:.5f} | {r['mse'] / pca_mse:.2f}x | {nll} "
+            f"| {fd} | {r['samples/s']:,.0f} |"
         )
+
+
+def seed_summary(rows: list[dict]) -> dict[str, dict]:
+    """Per model over its seeds: NLL mean, sample sd and range; mean MSE, FD and speed."""
+    by: dict[str, list[dict]] = {}
+    for r in rows:
+        by.setdefault(r["model"], []).append(r)
+    out = {}
+    for model, rs in by.items():
+        nll = np.array([r["nll"] for r in rs if "nll" in r])
+        out[model] = {
+            "seeds": len(rs),
+            "nll": float(nll.mean()) if len(nll) else float("nan"),
+            "nll_sd": float(nll.std(ddof=1)) if len(nll) > 1 else float("nan"),
+            "nll_min": float(nll.min()) if len(nll) else float("nan"),
+            "nll_max": float(nll.max()) if len(nll) else float("nan"),
+            "mse": float(np.mean([r["mse"] for r in rs])),
+            "fd": float(np.mean([r["fd"] for r in rs if "fd" in r])) if any("fd" in r for r in rs) else None,
+            "samples/s": float(np.mean([r["samples/s"] for r in rs])),
+        }
+    return out
+
+
+def print_summary(rows: list[dict]) -> None:
+    """Mean over seeds; each aekit model of the VAE family beside its pythae counterpart."""
+    summary = seed_summary(rows)
+    pythae_of = {k: f"pythae {cls} (same sizes)" for k, cls in PYTHAE_CLASS.items()}
+    print(
+        "\n| model | seeds | test NLL, mean ± sd (min-max) | test MSE | Fréchet distance "
+        "| train samples per CPU-s | vs pythae: NLL, speed |"
+    )
+    print("|---|---:|---|---:|---:|---:|---|")
+    for model, s in summary.items():
+        vs = ""
+        base = model.split(" ")[0]
+        if base in pythae_of and pythae_of[base] in summary:
+            p = summary[pythae_of[base]]
+            vs = f"{s['nll'] - p['nll']:+.2f} nats, {s['samples/s'] / p['samples/s']:.2f}x"
+        nll = (
+            f"{s['nll']:.2f} ± {s['nll_sd']:.2f} ({s['nll_min']:.2f}-{s['nll_max']:.2f})"
+            if not np.isnan(s["nll"])
+            else ""
+        )
+        fd = f"{s['fd']:.1f}" if s["fd"] is not None else ""
+        print(f"| {model} | {s['seeds']} | {nll} | {s['mse']:.5f} | {fd} | {s['samples/s']:,.0f} | {vs} |")
 
 
 if __name__ == "__main__":

@@ -69,13 +69,14 @@ def pythae_model(kind: str, shape: tuple[int, ...], args):
         cls, config = pm.BetaTCVAE, pm.BetaTCVAEConfig(**common, alpha=1.0, beta=6.0, gamma=1.0)
     else:
         raise ValueError(kind)
-    pixels = math.prod(shape)
-    dims = (pixels, *args.hidden)
-    return cls(
-        config,
-        encoder=Encoder(dims, args.latent_dim),
-        decoder=Decoder(args.latent_dim, dims[::-1][1:] + (pixels,), shape),
-    )
+    dims = (math.prod(shape), *args.hidden)  # e.g. 784-256-128: the encoder, and reversed the decoder
+    encoder, decoder = Encoder(dims, args.latent_dim), Decoder(args.latent_dim, dims[::-1], shape)
+    return cls(config, encoder=encoder, decoder=decoder)
+
+
+def network_size(model: nn.Module) -> int:
+    """Parameters of the encoder and decoder networks (not a prior's own parameters)."""
+    return sum(p.numel() for part in (model.encoder, model.decoder) for p in part.parameters())
 
 
 def log_prior(model, z: torch.Tensor) -> torch.Tensor:
@@ -99,11 +100,14 @@ def prior_samples(model, n: int, seed: int = 0) -> torch.Tensor:
     return model.decoder(z).reconstruction
 
 
-def train_pythae(kind: str, train, test, args, nll_images: int) -> tuple[dict, torch.Tensor]:
-    """Train pythae's ``kind`` on ``train``; its row for the table, and 1000 samples from its prior."""
+def train_pythae(kind: str, train, test, args, nll_images: int, seed: int = 0) -> tuple[dict, torch.Tensor]:
+    """Train pythae's ``kind`` on ``train``; its row for the table, and 1000 samples from its prior.
+
+    ``seed`` seeds the initialisation and pythae's trainer (batch order, noise; its own default is 8).
+    """
     x = train.take(torch.arange(len(train)))[0]
     xt = test.take(torch.arange(len(test)))[0]
-    torch.manual_seed(0)
+    torch.manual_seed(seed)
     model = pythae_model(kind, tuple(x.shape[1:]), args)
     with tempfile.TemporaryDirectory() as out:
         trainer_config = BaseTrainerConfig(
@@ -113,6 +117,7 @@ def train_pythae(kind: str, train, test, args, nll_images: int) -> tuple[dict, t
             per_device_train_batch_size=args.batch_size,
             per_device_eval_batch_size=args.batch_size,
             no_cuda=True,
+            seed=seed,
         )
         start = time.process_time()
         TrainingPipeline(model=model, training_config=trainer_config)(train_data=x)

@@ -11,9 +11,10 @@ import torch
 
 from aekit.config import resolve
 from aekit.data.batches import Batch
+from aekit.errors import ConfigError
 from aekit.models import build_model
 from aekit.models.iwae import iw_bound
-from aekit.models.tcvae import kl_decomposition
+from aekit.models.tcvae import kl_decomposition, stratified_log_weights
 from aekit.models.vampprior import log_normal
 
 
@@ -138,6 +139,30 @@ def test_total_correlation_is_positive_for_dependent_factors():
     assert 0.5 * math.log(5) < tc < math.log(5) + 0.1  # up to log 5 nats: five well-separated values
 
 
+def test_stratified_weights_follow_the_paper():
+    w = stratified_log_weights(5, 100).exp()
+    assert torch.allclose(w.sum(1), torch.ones(5))  # each row a distribution over the batch
+    assert torch.allclose(w.diagonal(), torch.full((5,), 0.01))  # the own sample: 1/N
+    assert float(w[4, 0]) == pytest.approx(96 / 400)  # the next one, cyclically: (N - M + 1) / (N (M - 1))
+    assert float(w[0, 2]) == pytest.approx(1 / 4)
+    with pytest.raises(ValueError, match="batch"):
+        stratified_log_weights(1, 100)
+
+
+def test_kl_decomposition_sums_to_the_kl_whatever_the_weights():
+    z, mu, logvar = _factorial([-2.0, -0.5, 1.0], dims=2, sigma=0.4)  # 9 codes
+    log_p = log_normal(z, torch.zeros_like(z), torch.zeros_like(z))
+    for log_w in (None, stratified_log_weights(9, 1000).double()):
+        parts = kl_decomposition(z, mu, logvar, log_w)
+        assert torch.allclose(sum(parts.values()), log_normal(z, mu, logvar) - log_p)
+    uniform = torch.full((9, 9), -math.log(9), dtype=torch.float64)
+    default = kl_decomposition(z, mu, logvar)
+    assert torch.allclose(kl_decomposition(z, mu, logvar, uniform)["tc"], default["tc"])
+    # stratified: q(z_i|x_i) counts 1/N, so with well-separated codes log q(z_i) falls far below MWS's
+    mss = kl_decomposition(z, mu, logvar, stratified_log_weights(9, 1000).double())
+    assert (mss["mi"] > default["mi"] + 1).all()
+
+
 def test_tcvae_with_unit_weights_is_the_vae_objective(batch):
     model = _trained("tcvae", batch, alpha=1.0, tc_beta=1.0, gamma=1.0)
     torch.manual_seed(0)
@@ -193,3 +218,24 @@ def test_two_level_vae_bound_and_prior(batch):
     assert model.kl_per_dim(x).shape == (8,)
     with pytest.raises(NotImplementedError, match="no closed form"):
         model.log_prior(z)
+
+
+def test_tcvae_stratified_estimator_is_opt_in(batch):
+    plain, mss = (
+        make("tcvae", hidden=(16,), latent_dim=4),
+        make("tcvae", hidden=(16,), latent_dim=4, mss_dataset_size=1000),
+    )
+    assert plain.pair_log_weights(8) is None
+    assert torch.equal(mss.pair_log_weights(8), stratified_log_weights(8, 1000))
+    assert mss.pair_log_weights(1) is None  # one sample: its own posterior is the whole estimate
+    terms = {}
+    for name, model in (("plain", plain), ("mss", mss)):
+        torch.manual_seed(0)
+        with torch.no_grad():
+            terms[name] = model.loss(batch)
+    # same weights and noise: the same one-sample KL, split differently
+    split = {k: sum(float(terms[k][t]) for t in ("mi", "tc", "dim_kl")) for k in terms}
+    assert split["mss"] == pytest.approx(split["plain"], rel=1e-5)
+    assert float(terms["mss"]["tc"]) != float(terms["plain"]["tc"])
+    with pytest.raises(ConfigError, match="mss_dataset_size"):
+        make("tcvae", mss_dataset_size=-1)
