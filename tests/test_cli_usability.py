@@ -197,6 +197,8 @@ def _cli_command(where: str) -> list[str]:
         return ["generate"]
     if where == "_test_data":
         return ["report", "compare"]
+    if where == "_any_size":
+        return ["reconstruct", "denoise"]
     if where == "main":
         return ["train"]  # only train's interruption names a flag (aekit train --resume)
     if where.startswith("cmd_"):
