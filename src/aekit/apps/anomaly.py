@@ -26,7 +26,7 @@ Scores (``score``):
   with the reconstruction error; see docs/benchmarks/one_class.md).
 - ``auto`` (default): ``nll`` for the VAE family, else ``codes`` for images and ``combined`` for
   tables and features (``mse`` for series); ``codes`` for robust detectors too, but fitted on
-  the codes of the training rows the detector kept (it leaves out about twice the
+  the codes of the training rows the detector kept (it leaves out about four times the
   ``contamination`` share of rows, those whose codes lie farthest from the others), with at
   least ``contamination`` times the rows as neighbours, so that a foreign code cannot find only
   foreign neighbours (a mixture fitted to all the contaminated codes gives the foreign rows a
@@ -499,7 +499,7 @@ class AnomalyDetector:
 # times the contamination. Chosen on a validation split of Fashion-MNIST's training set (four
 # classes, 10% contamination): docs/benchmarks/contamination.md.
 ROBUST_TRIM = "knn"
-ROBUST_TRIM_SHARE = 2.0
+ROBUST_TRIM_SHARE = 4.0
 
 
 def _robust_neighbors(c: DetectorConfig, rows: int) -> int:
