@@ -469,7 +469,7 @@ def cmd_denoise(args: argparse.Namespace) -> int:
 
 DETECT_OPTIONS = ("model", "score", "device", "fpr", "percentile", "contamination", "epochs", "latent_dim")
 DETECT_OPTIONS += ("seed", "iw_samples", "lr", "batch_size", "window", "stride", "series_score", "robust")
-DETECT_OPTIONS += ("neighbors", "passes")
+DETECT_OPTIONS += ("neighbors",)
 
 
 def cmd_detect_fit(args: argparse.Namespace) -> int:
@@ -895,9 +895,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--stride", type=_count, help="series: steps between scoring windows (default window/8)")
     p.add_argument(
         "--robust", choices=("l1", "l21", "l20"), help="robust autoencoder for contaminated training data"
-    )
-    p.add_argument(
-        "--passes", type=_count, help="robust: training passes, each on the rows the last one kept (1)"
     )
     p.add_argument(
         "--series-score",

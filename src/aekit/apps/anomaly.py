@@ -47,8 +47,7 @@ Beyond images and tables (see :mod:`aekit.apps.series` and :mod:`aekit.apps.robu
 - ``robust="l20"``, ``"l21"`` or ``"l1"`` trains the Robust Deep Autoencoder on contaminated
   data; its sparse part takes about ``contamination`` of the training data (0.05 when not given).
   ``l20`` (whole rows out, the hard version of ``l21``) did best on a validation split of the
-  Fashion-MNIST training set; see docs/benchmarks/contamination.md. ``passes`` > 1 retrains on
-  the rows the previous pass kept (iterative trimming; it did not help there, so 1 by default).
+  Fashion-MNIST training set; see docs/benchmarks/contamination.md.
 """
 
 from __future__ import annotations
@@ -105,7 +104,6 @@ class DetectorConfig:
     stride: int | None = None
     series_score: str = "peak"
     robust: str | None = None
-    passes: int = 1
 
     def __post_init__(self) -> None:
         given = [k for k in ("fpr", "percentile", "contamination") if getattr(self, k) is not None]
@@ -129,7 +127,6 @@ class DetectorConfig:
                 self.robust in (None, "l1", "l21", "l20"),
                 f"robust must be l1, l21 or l20, not {self.robust!r}",
             ),
-            (self.passes >= 1, "passes must be at least 1"),
         ]
         for ok, message in checks:
             if not ok:
@@ -169,7 +166,6 @@ class AnomalyDetector:
         series_score: Series: ``peak`` (each window's largest step error, mapped back to its steps),
             ``window`` (each window's mean error) or ``step`` (see :func:`aekit.apps.series.score_steps`).
         robust: ``l20``, ``l21`` or ``l1``: train the Robust Deep Autoencoder (contaminated training data).
-        passes: Robust training passes; each after the first trains afresh on the rows the last kept.
 
     Attributes (after fit): ``run_`` (the trained model), ``score_`` (the score in use),
     ``threshold_`` (on the anomaly score), ``offset_`` (= -threshold_, scikit-learn's convention),
@@ -213,7 +209,6 @@ class AnomalyDetector:
         stride: int | None = None,
         series_score: str = "peak",
         robust: str | None = None,
-        passes: int = 1,
     ) -> None:
         self.model = model
         self.score = score
@@ -235,7 +230,6 @@ class AnomalyDetector:
         self.stride = stride
         self.series_score = series_score
         self.robust = robust
-        self.passes = passes
 
     def get_params(self, deep: bool = True) -> dict[str, Any]:
         """The constructor's arguments, as scikit-learn's ``clone`` and grid searches expect."""
@@ -493,11 +487,11 @@ class AnomalyDetector:
         return det
 
 
-# How a robust detector judges its training rows (between passes, and to choose the reference codes
-# of its latent scores): ``knn`` (the distance of each row's code to its nearest codes among all
-# rows) or ``residual`` (the norm of its sparse part); with ``knn`` it leaves out ROBUST_TRIM_SHARE
-# times the contamination. Chosen on a validation split of Fashion-MNIST's training set (four
-# classes, 10% contamination): docs/benchmarks/contamination.md.
+# How a robust detector judges its training rows to choose the reference codes of its latent
+# scores: ``knn`` (the distance of each row's code to its nearest codes among all rows; it leaves
+# out ROBUST_TRIM_SHARE times the contamination) or ``residual`` (the norm of its sparse part, the
+# contamination share left out; the previous rule). Chosen on a validation split of Fashion-MNIST's
+# training set (four classes, 10% contamination): docs/benchmarks/contamination.md.
 ROBUST_TRIM = "knn"
 ROBUST_TRIM_SHARE = 4.0
 
@@ -508,39 +502,27 @@ def _robust_neighbors(c: DetectorConfig, rows: int) -> int:
 
 
 def _robust_fit(fit_set: ArrayDataset, config, c: DetectorConfig, callbacks: list) -> tuple[Any, np.ndarray]:
-    """Train the Robust Deep Autoencoder in ``c.passes`` passes: each pass after the first trains a
-    fresh model (same seed) on the original rows that the previous pass kept (iterative trimming).
-    Returns the last run and the codes of the rows it kept (the reference of the latent scores).
+    """Train the Robust Deep Autoencoder; return the run and the codes of the training rows it
+    keeps (the reference of the latent scores), judged by :data:`ROBUST_TRIM`.
 
-    Rows are judged (:data:`ROBUST_TRIM`) by ``knn``: the distance of each row's code to its
-    nearest codes among all the rows (at least ``contamination`` times the rows as neighbours),
-    the :data:`ROBUST_TRIM_SHARE` times ``contamination`` farthest left out; or by ``residual``:
-    the ``contamination`` share with the largest sparse part (:meth:`SparsePart.kept`).
+    ``knn``: the distance of each row's code to its nearest codes among all the rows (at least
+    ``contamination`` times the rows as neighbours); the :data:`ROBUST_TRIM_SHARE` times
+    ``contamination`` farthest are left out (at most half). ``residual``: the ``contamination``
+    share with the largest sparse part is left out (:meth:`SparsePart.kept`).
     """
     from aekit.apps.robust import SparsePart, model_space
 
     rate = c.contamination or 0.05
     rows = model_space(fit_set)
-    for p in range(c.passes):
-        split = SparsePart(rows, c.robust, rate=rate)
-        if p:
-            callbacks[-1] = split
-        else:
-            callbacks.append(split)
-        run = fit(rows, config, callbacks)
-        x = split.x  # the original rows (rows.x now holds X - S)
-        if ROBUST_TRIM == "residual":
-            keep = split.kept()
-        else:
-            codes = _encode_rows(run.model, x)
-            judge = NearestCodes.fit(codes, _robust_neighbors(c, len(codes)))
-            scores = torch.from_numpy(judge.score(codes))
-            keep = scores <= torch.quantile(scores, 1 - min(0.5, ROBUST_TRIM_SHARE * rate))
-        codes = _encode_rows(run.model, x[keep] if ROBUST_TRIM != "residual" else rows.x[keep])
-        if p + 1 < c.passes:
-            y = None if rows.y is None else rows.y[keep]
-            rows = dataclasses.replace(rows, x=x[keep].contiguous(), y=y)
-    return run, codes
+    split = SparsePart(rows, c.robust, rate=rate)
+    callbacks.append(split)
+    run = fit(rows, config, callbacks)
+    if ROBUST_TRIM == "residual":
+        return run, _encode_rows(run.model, rows.x[split.kept()])  # rows.x holds L = X - S
+    codes = _encode_rows(run.model, split.x)  # the original rows
+    scores = torch.from_numpy(NearestCodes.fit(codes, _robust_neighbors(c, len(codes))).score(codes))
+    keep = scores <= torch.quantile(scores, 1 - min(0.5, ROBUST_TRIM_SHARE * rate))
+    return run, codes[keep.numpy()]
 
 
 @torch.no_grad()
