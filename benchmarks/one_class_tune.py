@@ -18,6 +18,7 @@ import json
 import time
 from pathlib import Path
 
+import geometric  # noqa: F401  (registers the geoconv model of the geo variants)
 import numpy as np
 import torch
 
@@ -32,6 +33,9 @@ VARIANTS = {
     "base_e40": {"seed": 0, "epochs": 40},
     "base_e30": {"seed": 0, "epochs": 30},
     "lat64": {"seed": 0, "latent_dim": 64},
+    # a rotation-prediction head on the code (benchmarks/geometric.py), weight 0.1 and 1 in the loss
+    "geo": {"seed": 0, "model": "geoconv"},
+    "geo_w1": {"seed": 0, "model": "geoconv", "model_options": {"aux_weight": 1.0}},
 }
 
 
@@ -48,6 +52,11 @@ def record(det, data) -> dict[str, np.ndarray]:
         x_hat = det.run_.reconstruct(d).reshape(len(d), -1)
         out["err" + tag] = ((x_hat - x) ** 2).astype(np.float16)
         out["code" + tag] = det.run_.encode(d).reshape(len(d), -1).astype(np.float32)
+        model = det.run_.model
+        if hasattr(model, "transform_nll"):  # geoconv: GEOM's score, the rotation head's surprise
+            with torch.no_grad():
+                xs = torch.from_numpy(x).reshape(len(d), *model.input_shape)
+                out["geo" + tag] = torch.cat([model.transform_nll(b) for b in xs.split(1024)]).numpy()
     return out
 
 
@@ -117,6 +126,8 @@ def parts(a: dict[str, np.ndarray]) -> dict[str, dict[str, np.ndarray]]:
             err = a[f"{split}_err{tag}"].astype(np.float32)
             code = a[f"{split}_code{tag}"].astype(np.float64)
             s["mse" + tag] = err.mean(1)
+            if f"{split}_geo{tag}" in a:
+                s["geo" + tag] = a[f"{split}_geo{tag}"].astype(np.float64)
             s["pixnorm" + tag] = (err / pix).mean(1)
             for k, g in gmm.items():
                 s[f"gmm{k}{tag}"] = -g.score_samples(code)
@@ -175,6 +186,7 @@ def analyse(args) -> None:
                 ["gmm10", "knnz20"],
                 ["gmm5_tta", "knnz20_tta"],
                 ["mse", "gmm5_tta", "knnz20_tta"],
+                *([["geo"], ["gmm5", "knnz20", "geo"], ["knnz20", "geo"]] if "geo" in p["cal"] else []),
             ):
                 combos[f"{name}:" + "+".join(trio)] = standardise(p, trio)
             for w in (0.25, 0.5):

@@ -71,11 +71,44 @@ def test_a_robust_detector_saves_its_shrinkage_and_fits_its_density_on_kept_rows
     )
     det.fit(low + s)
     assert det.lambda_ > 0
-    # auto score: the nearest codes, with more neighbours than the foreign rows that may remain
-    assert det.score_ == "knn" and det.neighbors_.k >= 0.1 * len(det.neighbors_.codes)
+    # auto score: codes (mixture + nearest codes) of the rows kept, with more neighbours than the
+    # foreign rows that may remain; the farthest 4 x 10% of the 160 training rows left out
+    assert det.score_ == "codes" and det.neighbors_.k >= 0.1 * len(det.neighbors_.codes)
+    assert len(det.neighbors_.codes) == 96 and det.density_ is not None
     back = AnomalyDetector.load(det.save(tmp_path / "det"))
     assert back.lambda_ == det.lambda_ and back.robust == "l21"
     scores = det.anomaly_score(low + s)
     # the planted rows score highest: the model did not learn them
     top = set(np.argsort(scores)[-20:].tolist())
     assert len(top & set(bad.tolist())) >= 16
+
+
+def _between(seed: int = 1):
+    """Rows on one rank-2 plane (400 x 20): normal codes in four corner clusters, 10% planted in
+    five small clusters between them, so the autoencoder reconstructs them as well as the normal
+    rows (as it does foreign images) but their codes are rare."""
+    g = np.random.default_rng(seed)
+    v = g.uniform(0, 1, (2, 20))
+    corners = np.array([[0.1, 0.1], [0.9, 0.9], [0.1, 0.9], [0.9, 0.1]])
+    u = corners[g.integers(0, 4, 400)] + g.normal(0, 0.05, (400, 2))
+    bad = np.sort(g.choice(400, 40, replace=False))
+    gaps = np.array([[0.5, 0.5], [0.5, 0.1], [0.1, 0.5], [0.9, 0.5], [0.5, 0.9]])
+    u[bad] = gaps[g.integers(0, 5, 40)] + g.normal(0, 0.03, (40, 2))
+    return (0.1 + 0.8 * (u @ v) / v.sum(0).max()).astype(np.float32), bad
+
+
+def test_trimming_by_the_codes_finds_foreign_rows_the_residual_misses(monkeypatch):
+    from aekit.apps import anomaly
+
+    x, bad = _between()
+    found = {}
+    for trim in ("residual", "knn"):
+        monkeypatch.setattr(anomaly, "ROBUST_TRIM", trim)
+        det = anomaly.AnomalyDetector(
+            model="dense", robust="l20", contamination=0.1, epochs=20, latent_dim=2, device="cpu"
+        )
+        scores = det.fit(x).anomaly_score(x)
+        found[trim] = len(set(np.argsort(scores)[-40:].tolist()) & set(bad.tolist()))  # what clean removes
+        # the reference codes: knn leaves out 4 x 10% of the 320 training rows, residual 10%
+        assert len(det.neighbors_.codes) == (192 if trim == "knn" else 288)
+    assert found["knn"] >= 36 and found["knn"] >= found["residual"] + 4, found
