@@ -213,3 +213,41 @@ def test_cli_fit_and_score(tmp_path, capsys):
         == 2
     )
     assert "no class 'eleven'" in capsys.readouterr().err
+
+
+def test_geoconv_transforms_keep_the_shape_and_differ():
+    from aekit.models.geoconv import TRANSFORMS, transform
+
+    for shape in ((2, 1, 6, 6), (2, 3, 6, 4)):
+        x = torch.rand(*shape)
+        outs = [transform(x, k) for k in range(TRANSFORMS)]
+        assert all(o.shape == x.shape for o in outs) and torch.equal(outs[0], x)
+        assert len({o.numpy().tobytes() for o in outs}) == TRANSFORMS  # four different images
+    square = torch.rand(1, 1, 5, 5)
+    torch.testing.assert_close(transform(square, 1), torch.rot90(square, 1, dims=(-2, -1)))
+
+
+def test_image_detectors_default_to_geoconv_for_square_images(digit_data):
+    from aekit.models import build_model
+
+    zeros, test = digit_data
+    det = AnomalyDetector(epochs=2, latent_dim=8, device="cpu").fit(zeros.subset(torch.arange(200)))
+    assert det.run_.config.model == "geoconv" and det.score_ == "codes"
+    assert np.isfinite(det.anomaly_score(test.subset(torch.arange(20)))).all()
+    model = det.run_.model
+    x = zeros.subset(torch.arange(8)).x.float() / 255
+    assert model.transform_nll(x).shape == (8,)
+    from aekit.data.batches import Batch
+
+    terms = model.loss(Batch(x))
+    assert "transform_ce" in terms and torch.isfinite(terms["loss"])
+    from types import SimpleNamespace
+
+    from aekit.apps.anomaly import _image_model
+
+    assert _image_model(zeros, {}) == "geoconv"
+    assert _image_model(SimpleNamespace(shape=(3, 28, 20)), {}) == "conv"  # not square
+    assert _image_model(SimpleNamespace(shape=(12,)), {}) == "conv"  # (tables never get here)
+    assert _image_model(zeros, {"arch": "fcn"}) == "conv"  # images of any size: the fcn conv net
+    with pytest.raises(ConfigError, match="geoconv"):
+        build_model("geoconv", input_shape=(1, 28, 28), arch="fcn")

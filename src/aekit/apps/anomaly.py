@@ -305,7 +305,7 @@ class AnomalyDetector:
         }
         from aekit.training.callbacks import ProgressBar
 
-        config = configure([layer], fit_set, images="conv")
+        config = configure([layer], fit_set, images=_image_model(fit_set, options))
         score = c.score if c.score != "auto" or data.series is None else "mse"
         if score == "auto" and c.robust:  # latent + knn, fitted on the codes of the rows kept
             score = "codes"
@@ -612,6 +612,15 @@ def _numeric(data: ArrayDataset) -> bool:
         and data.series is None
         and str(data.x.dtype).removeprefix("torch.") != "uint8"
     )
+
+
+def _image_model(data: ArrayDataset, options: dict[str, Any]) -> str:
+    """The model an image detector trains when none is named: ``geoconv`` (the conv net whose code
+    also learns which rotation an image went through) for square images, whose codes it makes
+    better at separating anomalies (docs/benchmarks/one_class.md); ``conv`` otherwise, or when the
+    options choose another architecture (``arch=fcn`` for images of any size)."""
+    height, width = data.shape[-2:] if len(data.shape) == 3 else (0, 1)
+    return "geoconv" if height == width and "arch" not in options else "conv"
 
 
 def _cross_channel(c: DetectorConfig, model: str, channels: int) -> bool:

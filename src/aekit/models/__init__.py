@@ -6,6 +6,7 @@ from aekit.models import (  # noqa: F401  (each registers)
     codec,
     conductor,
     conv1d,
+    geoconv,
     hyperprior,
     iwae,
     music,
