@@ -157,6 +157,7 @@ def main() -> None:
         print(f"| {c} {name} | " + " | ".join(f"{100 * row[k]:.1f}" for k in columns) + " |")
     means = {k: 100 * float(np.mean([r[k] for _, _, r in rows])) for k in columns}
     print("| **mean** | " + " | ".join(f"**{means[k]:.1f}**" for k in columns) + " |")
+    print("| mean, two decimals | " + " | ".join(f"{means[k]:.2f}" for k in columns) + " |")
     times = [f"{seconds[k]:.0f} s" if seconds[k] else "" for k in columns]
     print("| time, all classes (train + score) | " + " | ".join(times) + " |")
     print(
