@@ -249,5 +249,6 @@ def test_image_detectors_default_to_geoconv_for_square_images(digit_data):
     assert _image_model(SimpleNamespace(shape=(3, 28, 20)), {}) == "conv"  # not square
     assert _image_model(SimpleNamespace(shape=(12,)), {}) == "conv"  # (tables never get here)
     assert _image_model(zeros, {"arch": "fcn"}) == "conv"  # images of any size: the fcn conv net
+    assert _image_model(zeros, {}, robust="l20") == "conv"  # what the contamination benchmark measured
     with pytest.raises(ConfigError, match="geoconv"):
         build_model("geoconv", input_shape=(1, 28, 28), arch="fcn")

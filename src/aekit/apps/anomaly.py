@@ -305,7 +305,7 @@ class AnomalyDetector:
         }
         from aekit.training.callbacks import ProgressBar
 
-        config = configure([layer], fit_set, images=_image_model(fit_set, options))
+        config = configure([layer], fit_set, images=_image_model(fit_set, options, c.robust))
         score = c.score if c.score != "auto" or data.series is None else "mse"
         if score == "auto" and c.robust:  # latent + knn, fitted on the codes of the rows kept
             score = "codes"
@@ -614,13 +614,14 @@ def _numeric(data: ArrayDataset) -> bool:
     )
 
 
-def _image_model(data: ArrayDataset, options: dict[str, Any]) -> str:
+def _image_model(data: ArrayDataset, options: dict[str, Any], robust: str | None = None) -> str:
     """The model an image detector trains when none is named: ``geoconv`` (the conv net whose code
     also learns which rotation an image went through) for square images, whose codes it makes
-    better at separating anomalies (docs/benchmarks/one_class.md); ``conv`` otherwise, or when the
-    options choose another architecture (``arch=fcn`` for images of any size)."""
+    better at separating anomalies (docs/benchmarks/one_class.md); ``conv`` otherwise, when the
+    options choose another architecture (``arch=fcn`` for images of any size), and for robust
+    detectors (the configuration the contamination benchmark measured)."""
     height, width = data.shape[-2:] if len(data.shape) == 3 else (0, 1)
-    return "geoconv" if height == width and "arch" not in options else "conv"
+    return "geoconv" if height == width and "arch" not in options and not robust else "conv"
 
 
 def _cross_channel(c: DetectorConfig, model: str, channels: int) -> bool:
