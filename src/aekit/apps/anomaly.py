@@ -347,8 +347,7 @@ class AnomalyDetector:
                 self.channels_ = dataclasses.replace(self.channels_, mix=tuple(mix))
         if self.score_ in MIXES:
             for name, values in self._parts(calibration).items():
-                q25, q50, q75 = np.percentile(values, [25, 50, 75])
-                self.stats_[name] = [float(q50), float(max(q75 - q25, 1e-12))]
+                self.stats_[name] = list(_median_iqr(values))
         if tail is not None:
             self.calibration_scores_ = self.anomaly_score(data)[tail]
         else:
@@ -639,6 +638,7 @@ def _cross_channel(c: DetectorConfig, model: str, channels: int) -> bool:
 
 
 def _median_iqr(values: np.ndarray) -> tuple[float, float]:
+    """The median and interquartile range (at least 1e-12) that standardise a score."""
     q25, q50, q75 = np.percentile(values, [25, 50, 75])
     return float(q50), float(max(q75 - q25, 1e-12))
 
