@@ -886,7 +886,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", default="mnist-5k", help="dataset name, scheme:PATH or path")
     p.add_argument("--normal-class", help="train on this class only (name or index); test on all")
     _add_output(p, "out", "detector directory to create")
-    p.add_argument("--model", default="auto", help="model (default: conv for images, dense for tables)")
+    p.add_argument(
+        "--model",
+        default="auto",
+        help="model (default: geoconv for square images, else conv; conv1d for series; dense for tables)",
+    )
     p.add_argument("--score", default="auto", help="auto, mse, ssim, nll, latent, knn, combined or codes")
     rule = p.add_mutually_exclusive_group()
     rule.add_argument("--fpr", type=float, help="target false-positive rate on normal data (default 0.01)")

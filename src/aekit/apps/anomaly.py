@@ -1,6 +1,6 @@
 """Anomaly detection with an autoencoder trained on normal data, in scikit-learn's style.
 
->>> det = aekit.AnomalyDetector(model="conv", fpr=0.01).fit(normal_images)
+>>> det = aekit.AnomalyDetector(fpr=0.01).fit(normal_images)  # square images: geoconv, else conv
 >>> det.predict(images)            # +1 normal, -1 anomaly (scikit-learn's convention)
 >>> det.anomaly_score(images)      # higher = more anomalous
 >>> det.save("det/"); det = aekit.AnomalyDetector.load("det/")
