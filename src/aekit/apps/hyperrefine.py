@@ -20,14 +20,13 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from aekit.models.hyperprior import PRECISION, HyperpriorModel
+from aekit.models.hyperprior import PRECISION, HyperpriorModel, level
 
 
 def lambda_at(model: HyperpriorModel, quality: float) -> float:
     """The rate-distortion weight of a quality; between levels geometric, as the gains are."""
     lams = model.config.lambdas
-    lo = min(int(math.floor(quality)), len(lams) - 1)
-    t = quality - lo
+    lo, t = level(quality, len(lams))
     return math.exp((1 - t) * math.log(lams[lo - 1]) + t * math.log(lams[lo])) if t else lams[lo - 1]
 
 

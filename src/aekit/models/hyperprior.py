@@ -164,6 +164,14 @@ def _int_conv(x: Tensor, w: Tensor, b: Tensor) -> Tensor:
     return out.add_(b[:, None]).view(n, len(w), h, wd)
 
 
+def level(quality: float, qualities: int) -> tuple[int, float]:
+    """Where a quality in [1, ``qualities``] falls between the trained levels: a per-level value at
+    it is the (log-space) interpolation from index ``lo - 1`` to index ``lo`` by ``t``, or index
+    ``lo - 1``'s own value when ``t`` is 0. Shared by the gains and the refinement's lambda."""
+    lo = min(int(math.floor(quality)), qualities - 1)
+    return lo, quality - lo
+
+
 @register_model("hyperprior")
 class HyperpriorModel(Autoencoder):
     """Compression: GDN transforms, spatial latent, scale hyperprior, gain vectors for 8 rates."""
@@ -209,8 +217,7 @@ class HyperpriorModel(Autoencoder):
         """Gain and inverse gain (M,) for a quality in [1, Q]; between levels, geometric interpolation."""
         if not 1 <= quality <= self.qualities:
             raise ConfigError(f"quality {quality:g} is outside 1..{self.qualities}")
-        lo = min(int(math.floor(quality)), self.qualities - 1)
-        t = quality - lo
+        lo, t = level(quality, self.qualities)
         g = torch.lerp(self.log_gain[lo - 1], self.log_gain[lo], t) if t else self.log_gain[lo - 1]
         ig = (
             torch.lerp(self.log_inv_gain[lo - 1], self.log_inv_gain[lo], t)
