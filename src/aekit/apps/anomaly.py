@@ -335,6 +335,7 @@ class AnomalyDetector:
                 if c.robust:  # more neighbours than foreign rows may remain: never all foreign
                     k = max(k, _robust_neighbors(c, len(codes)))
                 self.neighbors_ = NearestCodes.fit(codes, k)
+        steps = None  # the training series' per-step scores, when already computed
         if self.windowing_ is not None:  # per-channel error scales (and the cross-channel part's)
             from aekit.apps import series
 
@@ -345,11 +346,12 @@ class AnomalyDetector:
                 )
                 mix = [_median_iqr(got[k][tail]) for k in ("error", "cross")]
                 self.channels_ = dataclasses.replace(self.channels_, mix=tuple(mix))
+                steps = series.combine(got, self.channels_)  # what anomaly_score(data) gives
         if self.score_ in MIXES:
             for name, values in self._parts(calibration).items():
                 self.stats_[name] = list(_median_iqr(values))
         if tail is not None:
-            self.calibration_scores_ = self.anomaly_score(data)[tail]
+            self.calibration_scores_ = (self.anomaly_score(data) if steps is None else steps)[tail]
         else:
             self.calibration_scores_ = self.anomaly_score(calibration)
         self.threshold_ = float(np.quantile(self.calibration_scores_, c.quantile, method="higher"))

@@ -215,7 +215,12 @@ def score_steps(
     Shape:
         (T_total,)
     """
-    got = score_parts(model, windowing, data, how, scoring)
+    return combine(score_parts(model, windowing, data, how, scoring), scoring)
+
+
+def combine(got: dict[str, np.ndarray], scoring: ChannelScoring | None) -> np.ndarray:
+    """The per-step score from :func:`score_parts`: ``error`` alone, or with a cross-channel part,
+    both standardised by ``scoring.mix`` and added."""
     if len(got) == 1:
         return got["error"]
     return sum((got[k] - m) / s for k, (m, s) in zip(("error", "cross"), scoring.mix, strict=True))
