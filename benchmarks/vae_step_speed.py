@@ -1,0 +1,166 @@
+"""Where a VAE training step's time goes, and what each speed-up buys, against pythae's step.
+
+The VAE of ``benchmarks/models.py`` (784-256-128-32, Bernoulli decoder, Adam 1e-3) on Fashion-MNIST,
+one thread. Every variant and pythae's own training step (its model's forward and loss, backward,
+and the Adam pythae's trainer builds: ``torch.optim.Adam`` with its defaults) are timed in the
+same process, interleaved in rounds of ``--steps`` steps, so that the shared machine's load falls
+on all of them alike. Speed is training samples per CPU-second (``time.process_time``); the table
+gives each variant's median over the rounds and its ratio to pythae's step measured in the same
+rounds. NLL is not measured here (``benchmarks/models.py`` does that): this isolates speed.
+
+Variants (each one change against aekit's default step, batch 128, float32):
+- ``bf16``: ``--cpu-bf16`` (bfloat16 autocast; the weights are cast every step);
+- ``batch N``: a larger batch (alone and with bf16);
+- ``compiled``: ``torch.compile`` of the model's loss (inductor; its compile time is reported apart).
+
+Also prints the multiply-add rate the step's matrix products reach, against this core's measured
+peak for a large product in float32 and bfloat16.
+
+Run: ``.venv/bin/python benchmarks/vae_step_speed.py [--rounds 5] [--steps 40] [--variants ...]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import statistics
+import time
+
+import torch
+from models import model_settings  # benchmarks/models.py
+
+from aekit.config import TrainConfig
+from aekit.data.batches import Batch
+from aekit.data.sources import load_dataset
+from aekit.models import build_model
+from aekit.training.trainer import Trainer
+
+
+def train_flop(sizes: list[int]) -> float:
+    """FLOP of one training sample through dense layers ``sizes`` (forward, weight and input gradients;
+    the first layer needs no input gradient)."""
+    macs = [a * b for a, b in zip(sizes[:-1], sizes[1:], strict=True)]
+    return 2 * (3 * sum(macs) - macs[0])
+
+
+def peak(dtype: torch.dtype) -> float:
+    """GFLOP/s of a 512x784 @ 784x256 product on this thread."""
+    a, b = torch.randn(512, 784).to(dtype), torch.randn(784, 256).to(dtype)
+    for _ in range(5):
+        a @ b
+    start = time.process_time()
+    for _ in range(200):
+        a @ b
+    return 2 * 512 * 784 * 256 * 200 / (time.process_time() - start) / 1e9
+
+
+class Runner:
+    """One variant: a step function over a batch size; ``setup_s`` is its one-off cost (compilation)."""
+
+    def __init__(self, name: str, batch: int, step, setup_s: float = 0.0) -> None:
+        self.name, self.batch, self.step, self.setup_s = name, batch, step, setup_s
+        self.rates: list[float] = []
+
+
+def aekit_runner(name, train, args, batch=128, bf16=False, compiled=False) -> Runner:
+    torch.manual_seed(0)
+    model = build_model("vae", model_settings("vae", train, args))
+    cfg = TrainConfig(epochs=1, batch_size=batch, lr=1e-3, val_fraction=0, device="cpu", cpu_bf16=bf16)
+    trainer = Trainer(model, cfg)
+    model.train()
+    setup = 0.0
+    if compiled:
+        start = time.process_time()
+        model.loss = torch.compile(model.loss)  # the instance's attribute: the trainer calls it
+        x, y = train.take(torch.arange(batch))
+        for _ in range(3):  # compiles (and recompiles for the steps counter) here, not in the timing
+            trainer.train_step(Batch(x, y))
+        setup = time.process_time() - start
+    return Runner(name, batch, trainer.train_step, setup)
+
+
+def pythae_runner(train, args, batch=128) -> Runner:
+    from pythae.data.datasets import DatasetOutput
+    from pythae_vae import pythae_model  # benchmarks/pythae_vae.py
+
+    torch.manual_seed(0)
+    model = pythae_model("vae", tuple(train.shape), args)
+    model.train()
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)  # what pythae's BaseTrainer builds
+
+    def step(b: Batch) -> None:  # pythae's BaseTrainer.train_step, less its logging
+        out = model(DatasetOutput(data=b.x), epoch=1, dataset_size=len(train), uses_ddp=False)
+        opt.zero_grad()
+        out.loss.backward()
+        opt.step()
+        float(out.loss)
+
+    return Runner("pythae VAE step", batch, step)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--steps", type=int, default=40, help="steps of each variant per round")
+    names = [
+        "fp32",
+        "bf16",
+        "batch 256",
+        "batch 512",
+        "batch 256, bf16",
+        "batch 512, bf16",
+        "batch 1024, bf16",
+        "compiled",
+        "compiled, bf16",
+        "batch 512, compiled, bf16",
+    ]
+    parser.add_argument("--variants", nargs="+", default=names, choices=names)
+    args = parser.parse_args()
+    args.latent_dim, args.hidden, args.limit = 32, [256, 128], None
+    torch.set_num_threads(1)
+    train = load_dataset("fashion-mnist", "train")
+
+    def make(variant: str) -> Runner:
+        parts = variant.split(", ")
+        batch = int(parts[0].split()[1]) if parts[0].startswith("batch") else 128
+        bf16, compiled = "bf16" in parts, "compiled" in parts
+        return aekit_runner(f"aekit {variant}", train, args, batch=batch, bf16=bf16, compiled=compiled)
+
+    runners = [pythae_runner(train, args)] + [make(v) for v in args.variants]
+    g = torch.Generator().manual_seed(0)
+    for r in range(args.rounds):
+        for run in runners:
+            order = torch.randperm(len(train), generator=g)
+            batches = [train.take(order[i * run.batch : (i + 1) * run.batch]) for i in range(args.steps + 2)]
+            for x, y in batches[:2]:
+                run.step(Batch(x, y))
+            start = time.process_time()
+            for x, y in batches[2:]:
+                run.step(Batch(x, y))
+            run.rates.append(run.batch * args.steps / (time.process_time() - start))
+        print(
+            f"round {r + 1}: " + ", ".join(f"{run.name} {run.rates[-1]:,.0f}" for run in runners), flush=True
+        )
+    flop = train_flop([784, 256, 128, 64]) + train_flop([32, 128, 256, 784])
+    fp32, bf16 = peak(torch.float32), peak(torch.bfloat16)
+    base = runners[0].rates
+    print(f"\n{flop / 1e6:.2f} MFLOP of matrix products per training sample; this core's peak for a")
+    print(f"512x784x256 product: {fp32:.0f} GFLOP/s float32, {bf16:.0f} GFLOP/s bfloat16 (one thread)")
+    print(
+        "\n| step | batch | samples per CPU-s (median) | vs pythae's step (same rounds) | GFLOP/s "
+        "| one-off set-up |"
+    )
+    print("|---|---:|---:|---:|---:|---:|")
+    for run in runners:
+        ratio = statistics.median(a / b for a, b in zip(run.rates, base, strict=True))
+        med = statistics.median(run.rates)
+        setup = f"{run.setup_s:.1f} CPU-s" if run.setup_s else ""
+        print(f"| {run.name} | {run.batch} | {med:,.0f} | {ratio:.2f}x | {med * flop / 1e9:.0f} | {setup} |")
+    print(
+        f"\n3x pythae's step needs {3 * statistics.median(base) * flop / 1e9:.0f} GFLOP/s of matrix products"
+    )
+    assert math.isfinite(flop)
+
+
+if __name__ == "__main__":
+    main()
