@@ -11,7 +11,10 @@ rounds. NLL is not measured here (``benchmarks/models.py`` does that): this isol
 Variants (each one change against aekit's default step, batch 128, float32):
 - ``bf16``: ``--cpu-bf16`` (bfloat16 autocast; the weights are cast every step);
 - ``batch N``: a larger batch (alone and with bf16);
-- ``compiled``: ``torch.compile`` of the model's loss (inductor; its compile time is reported apart).
+- ``compiled``: ``torch.compile`` of the model's loss (inductor; its compile time is reported apart);
+- ``bf16 weights``: a bfloat16 copy of the model for the forward and backward, float32 master weights
+  for Adam (no autocast casts; the loss itself is then summed in bfloat16, so this times the step
+  only: it is not a training mode aekit offers).
 
 Also prints the multiply-add rate the step's matrix products reach, against this core's measured
 peak for a large product in float32 and bfloat16.
@@ -22,7 +25,7 @@ Run: ``.venv/bin/python benchmarks/vae_step_speed.py [--rounds 5] [--steps 40] [
 from __future__ import annotations
 
 import argparse
-import math
+import copy
 import statistics
 import time
 
@@ -79,6 +82,30 @@ def aekit_runner(name, train, args, batch=128, bf16=False, compiled=False) -> Ru
     return Runner(name, batch, trainer.train_step, setup)
 
 
+def bf16_weights_runner(name, train, args, batch=128) -> Runner:
+    """A bfloat16 copy of the model runs the forward and backward (no casts inside the step); the
+    float32 master weights take the Adam step and are copied back into it (mixed precision by hand)."""
+    torch.manual_seed(0)
+    master = build_model("vae", model_settings("vae", train, args))
+    work = copy.deepcopy(master).to(torch.bfloat16).train()
+    params, wparams = list(master.parameters()), list(work.parameters())
+    opt = torch.optim.Adam(params, lr=1e-3, fused=True)
+
+    def step(b: Batch) -> None:
+        terms = work.loss(Batch(b.x.to(torch.bfloat16), b.y))
+        for w in wparams:
+            w.grad = None
+        terms["loss"].backward()
+        for p, w in zip(params, wparams, strict=True):
+            p.grad = w.grad.float()
+        opt.step()
+        with torch.no_grad():
+            torch._foreach_copy_(wparams, params)
+        float(terms["loss"])
+
+    return Runner(name, batch, step)
+
+
 def pythae_runner(train, args, batch=128) -> Runner:
     from pythae.data.datasets import DatasetOutput
     from pythae_vae import pythae_model  # benchmarks/pythae_vae.py
@@ -98,6 +125,55 @@ def pythae_runner(train, args, batch=128) -> Runner:
     return Runner("pythae VAE step", batch, step)
 
 
+def step_parts(train, args) -> None:
+    """Milliseconds of a step's parts at batch 8, 128 and 512: what a step costs whatever its size
+    (batch 8) against what grows with the batch."""
+
+    def ms(f, n: int = 60) -> float:
+        for _ in range(5):
+            f()
+        start = time.process_time()
+        for _ in range(n):
+            f()
+        return (time.process_time() - start) / n * 1e3
+
+    print(
+        "\n| step part (ms) | "
+        + " | ".join(f"batch {b}{', bf16' * bf} " for bf in (0, 1) for b in (8, 128, 512))
+    )
+    print("|---|" + "---:|" * 6)
+    rows: dict[str, list[float]] = {
+        "forward (no grad)": [],
+        "forward + backward": [],
+        "Adam step": [],
+        "whole step": [],
+    }
+    for bf16 in (False, True):
+        for b in (8, 128, 512):
+            torch.manual_seed(0)
+            model = build_model("vae", model_settings("vae", train, args))
+            cfg = TrainConfig(epochs=1, batch_size=b, val_fraction=0, device="cpu", cpu_bf16=bf16)
+            trainer = Trainer(model, cfg)
+            model.train()
+            batch = Batch(*train.take(torch.arange(b)))
+
+            def forward(batch=batch, trainer=trainer, model=model) -> None:
+                with torch.no_grad(), trainer._autocast():
+                    model.loss(batch)
+
+            def backward(batch=batch, trainer=trainer, model=model) -> None:
+                with trainer._autocast():
+                    loss = model.loss(batch)["loss"]
+                loss.backward()
+
+            rows["forward (no grad)"].append(ms(forward))
+            rows["forward + backward"].append(ms(backward))
+            rows["Adam step"].append(ms(trainer.optimizers["main"].step))
+            rows["whole step"].append(ms(lambda batch=batch, trainer=trainer: trainer.train_step(batch)))
+    for name, values in rows.items():
+        print(f"| {name} | " + " | ".join(f"{v:.2f}" for v in values) + " |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=5)
@@ -113,8 +189,11 @@ def main() -> None:
         "compiled",
         "compiled, bf16",
         "batch 512, compiled, bf16",
+        "bf16 weights",
+        "batch 512, bf16 weights",
     ]
     parser.add_argument("--variants", nargs="+", default=names, choices=names)
+    parser.add_argument("--no-parts", action="store_true", help="skip the table of a step's parts")
     args = parser.parse_args()
     args.latent_dim, args.hidden, args.limit = 32, [256, 128], None
     torch.set_num_threads(1)
@@ -124,6 +203,8 @@ def main() -> None:
         parts = variant.split(", ")
         batch = int(parts[0].split()[1]) if parts[0].startswith("batch") else 128
         bf16, compiled = "bf16" in parts, "compiled" in parts
+        if "bf16 weights" in parts:
+            return bf16_weights_runner(f"aekit {variant}", train, args, batch=batch)
         return aekit_runner(f"aekit {variant}", train, args, batch=batch, bf16=bf16, compiled=compiled)
 
     runners = [pythae_runner(train, args)] + [make(v) for v in args.variants]
@@ -159,7 +240,8 @@ def main() -> None:
     print(
         f"\n3x pythae's step needs {3 * statistics.median(base) * flop / 1e9:.0f} GFLOP/s of matrix products"
     )
-    assert math.isfinite(flop)
+    if not args.no_parts:
+        step_parts(train, args)
 
 
 if __name__ == "__main__":
