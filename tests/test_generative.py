@@ -134,7 +134,8 @@ def test_vampprior_linear_pseudo_inputs_are_pythaes():
 
 
 def test_vampprior_run_saved_before_pseudo_inputs_existed_loads_the_same(tmp_path, batch):
-    """A config.json without ``pseudo_inputs`` (and weights with the free ``pseudo``) is a free run."""
+    """A config.json without ``pseudo_inputs`` (and weights with the free ``pseudo``) is a free run,
+    and the warm-up it recorded (0 then, 1000 steps by default now) is kept, so a resume trains on alike."""
     import json
 
     from aekit.training.checkpoint import load_run, save_weights, write_config
@@ -148,6 +149,7 @@ def test_vampprior_run_saved_before_pseudo_inputs_existed_loads_the_same(tmp_pat
                     "latent_dim": 4,
                     "components": 3,
                     "pseudo_inputs": "free",
+                    "kl_warmup_steps": 0,
                 }
             }
         ],
@@ -162,6 +164,7 @@ def test_vampprior_run_saved_before_pseudo_inputs_existed_loads_the_same(tmp_pat
     (tmp_path / "config.json").write_text(json.dumps(raw))
     loaded_config, _, loaded = load_run(tmp_path)
     assert loaded_config.model_config.pseudo_inputs == "free"
+    assert loaded_config.model_config.kl_warmup_steps == 0 and loaded.beta_now() == 1.0
     torch.manual_seed(0)
     expected = model.nll(batch.x[:8], k=4)
     torch.manual_seed(0)

@@ -23,6 +23,11 @@ PSEUDO_INPUTS = ("free", "linear")
 class VampPriorConfig(VAEConfig):
     """``components``: K, the pseudo-inputs (pythae's default is 50).
 
+    ``kl_warmup_steps``: 1000 here (the plain VAE's is 0): the KL weight ramps from 0 to 1 over
+    the first 1000 steps, so that the encoder places the codes before the prior (which is made of
+    the encoder's own posteriors) pulls them together; chosen on a validation split of the
+    Fashion-MNIST training set (docs/benchmarks/models.md). Runs saved before record their 0.
+
     ``pseudo_inputs``: how they are parameterised. ``free``: one free image per component, starting
     at 0.5 + 0.05 N(0, 1); ``linear``: u_k = W e_k + b (a weight column per component plus a bias
     shared by all, PyTorch's default initialisation near 0), as pythae and the paper's code build
@@ -31,6 +36,7 @@ class VampPriorConfig(VAEConfig):
 
     components: int = 50
     pseudo_inputs: str = "free"
+    kl_warmup_steps: int = 1000
 
 
 def log_normal(z: Tensor, mu: Tensor, logvar: Tensor) -> Tensor:
