@@ -67,7 +67,10 @@ def test_nll(model, data, k: int) -> float:
 def model_settings(name: str, train, args):
     """The model config of aekit's ``name`` at the benchmark's sizes."""
     settings = {"name": name, "latent_dim": args.latent_dim, "hidden": args.hidden, **EXTRA.get(name, {})}
-    config = resolve([{"model": settings}], input_shape=train.shape, num_classes=len(train.classes))
+    # train_size as `aekit train` fills it (the beta-TCVAE's stratified estimator), with no validation split
+    config = resolve(
+        [{"model": settings}], input_shape=train.shape, num_classes=len(train.classes), train_size=len(train)
+    )
     return config.model_config
 
 

@@ -125,53 +125,45 @@ def pythae_runner(train, args, batch=128) -> Runner:
     return Runner("pythae VAE step", batch, step)
 
 
-def step_parts(train, args) -> None:
-    """Milliseconds of a step's parts at batch 8, 128 and 512: what a step costs whatever its size
-    (batch 8) against what grows with the batch."""
+GROUPS = {  # torch.profiler op names -> where a step's time goes
+    "matrix products": ("aten::mm", "aten::addmm", "aten::bmm"),
+    "optimizer (Adam, zero_grad)": (
+        "aten::_fused_adam_",
+        "Optimizer.step#Adam.step",
+        "Optimizer.zero_grad#Adam.zero_grad",
+    ),
+    "dtype casts (copies)": ("aten::copy_", "aten::_to_copy", "aten::to", "aten::empty_strided"),
+}
 
-    def ms(f, n: int = 60) -> float:
-        for _ in range(5):
-            f()
-        start = time.process_time()
-        for _ in range(n):
-            f()
-        return (time.process_time() - start) / n * 1e3
+
+def profile_split(train, args, steps: int = 30) -> None:
+    """Self CPU time of a step's operations, grouped, under torch.profiler (which inflates small
+    operations; a relative picture), for float32 and bf16 autocast at batch 128 and bf16 at 512."""
+    from torch.profiler import ProfilerActivity, profile
 
     print(
-        "\n| step part (ms) | "
-        + " | ".join(f"batch {b}{', bf16' * bf} " for bf in (0, 1) for b in (8, 128, 512))
+        "\n| share of a step's self CPU time (torch.profiler) "
+        "| fp32, batch 128 | bf16, batch 128 | bf16, batch 512 |"
     )
-    print("|---|" + "---:|" * 6)
-    rows: dict[str, list[float]] = {
-        "forward (no grad)": [],
-        "forward + backward": [],
-        "Adam step": [],
-        "whole step": [],
+    print("|---|---:|---:|---:|")
+    shares: dict[str, list[float]] = {
+        g: [] for g in [*GROUPS, "everything else (loss, activations, autograd, Python)"]
     }
-    for bf16 in (False, True):
-        for b in (8, 128, 512):
-            torch.manual_seed(0)
-            model = build_model("vae", model_settings("vae", train, args))
-            cfg = TrainConfig(epochs=1, batch_size=b, val_fraction=0, device="cpu", cpu_bf16=bf16)
-            trainer = Trainer(model, cfg)
-            model.train()
-            batch = Batch(*train.take(torch.arange(b)))
-
-            def forward(batch=batch, trainer=trainer, model=model) -> None:
-                with torch.no_grad(), trainer._autocast():
-                    model.loss(batch)
-
-            def backward(batch=batch, trainer=trainer, model=model) -> None:
-                with trainer._autocast():
-                    loss = model.loss(batch)["loss"]
-                loss.backward()
-
-            rows["forward (no grad)"].append(ms(forward))
-            rows["forward + backward"].append(ms(backward))
-            rows["Adam step"].append(ms(trainer.optimizers["main"].step))
-            rows["whole step"].append(ms(lambda batch=batch, trainer=trainer: trainer.train_step(batch)))
-    for name, values in rows.items():
-        print(f"| {name} | " + " | ".join(f"{v:.2f}" for v in values) + " |")
+    for batch, bf16 in ((128, False), (128, True), (512, True)):
+        run = aekit_runner("", train, args, batch=batch, bf16=bf16)
+        batches = [Batch(*train.take(torch.arange(i * batch, (i + 1) * batch))) for i in range(steps)]
+        for b in batches[:5]:
+            run.step(b)
+        with profile(activities=[ProfilerActivity.CPU]) as prof:
+            for b in batches:
+                run.step(b)
+        times = {e.key: e.self_cpu_time_total for e in prof.key_averages()}
+        total = sum(times.values())
+        for group, names in GROUPS.items():
+            shares[group].append(sum(times.get(n, 0.0) for n in names) / total)
+        shares[list(shares)[-1]].append(1 - sum(shares[g][-1] for g in GROUPS))
+    for group, values in shares.items():
+        print(f"| {group} | " + " | ".join(f"{v:.0%}" for v in values) + " |")
 
 
 def main() -> None:
@@ -193,7 +185,7 @@ def main() -> None:
         "batch 512, bf16 weights",
     ]
     parser.add_argument("--variants", nargs="+", default=names, choices=names)
-    parser.add_argument("--no-parts", action="store_true", help="skip the table of a step's parts")
+    parser.add_argument("--no-profile", action="store_true", help="skip the profiler's split of a step")
     args = parser.parse_args()
     args.latent_dim, args.hidden, args.limit = 32, [256, 128], None
     torch.set_num_threads(1)
@@ -240,8 +232,8 @@ def main() -> None:
     print(
         f"\n3x pythae's step needs {3 * statistics.median(base) * flop / 1e9:.0f} GFLOP/s of matrix products"
     )
-    if not args.no_parts:
-        step_parts(train, args)
+    if not args.no_profile:
+        profile_split(train, args)
 
 
 if __name__ == "__main__":

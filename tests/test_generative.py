@@ -297,3 +297,24 @@ def test_tcvae_stratified_estimator_is_opt_in(batch):
     assert float(terms["mss"]["tc"]) != float(terms["plain"]["tc"])
     with pytest.raises(ConfigError, match="mss_dataset_size"):
         make("tcvae", mss_dataset_size=-1)
+
+
+def test_tcvae_mss_dataset_size_is_filled_with_the_training_size_unless_set(digits_small):
+    from aekit.training.run import configure, validation_size
+
+    layers = [{"model": {"name": "tcvae"}, "train": {"val_fraction": 0.1}}]
+    n = len(digits_small)
+    assert configure(layers, digits_small).model_config.mss_dataset_size == n - validation_size(n, 0.1)
+    assert validation_size(n, 0.1) == round(n * 0.1) and validation_size(1, 0.5) == 0
+    set_zero = [{"model": {"name": "tcvae", "mss_dataset_size": 0}}]  # minibatch-weighted, as asked
+    assert configure(set_zero, digits_small).model_config.mss_dataset_size == 0
+    # a run's own config.json records the value, and loading or resuming passes no training size
+    assert resolve([{"model": {"name": "tcvae"}}]).model_config.mss_dataset_size == 0
+    assert configure([{"model": {"name": "vae"}}], digits_small).model == "vae"  # no such field: untouched
+
+
+def test_tcvae_stratified_weights_take_a_batch_larger_than_the_data_as_the_data(batch):
+    model = make("tcvae", hidden=(16,), latent_dim=4, mss_dataset_size=10).eval()
+    assert torch.equal(model.pair_log_weights(32), stratified_log_weights(32, 32))
+    with torch.no_grad():
+        assert torch.isfinite(model.loss(Batch(batch.x[:32], None))["loss"])

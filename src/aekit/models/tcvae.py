@@ -32,8 +32,11 @@ class TCVAEConfig(VAEConfig):
     """``alpha``, ``tc_beta``, ``gamma``: weights of mutual information, total correlation and
     dimension-wise KL (all 1 is the plain VAE; the paper disentangles with ``tc_beta`` = 6).
     ``mss_dataset_size``: N > 0 estimates q(z) by minibatch-stratified sampling for a training set
-    of N (the paper's appendix C; better test NLL on Fashion-MNIST: docs/benchmarks/models.md);
-    0 (the default) by minibatch-weighted sampling, which needs no N."""
+    of N (the paper's appendix C; better NLL on Fashion-MNIST: docs/benchmarks/models.md). A new
+    run (``aekit train``, :func:`aekit.train`) fills it with the number of samples it trains on
+    unless a setting gives it; 0 estimates q(z) by minibatch-weighted sampling, which needs no N
+    (the dataclass default, so a model built directly, and every run saved before, use it).
+    A batch larger than N (an evaluation batch after training on few samples) is taken as the data."""
 
     alpha: float = 1.0
     tc_beta: float = 6.0
@@ -100,7 +103,7 @@ class TCVAE(VAE):
         """Weights of the batch's posteriors in the estimate of q(z) (see :func:`kl_decomposition`):
         stratified when ``mss_dataset_size`` is set (and the batch has two or more), else None: uniform."""
         n = self.config.mss_dataset_size
-        return stratified_log_weights(m, n) if n > 0 and m >= 2 else None
+        return stratified_log_weights(m, max(n, m)) if n > 0 and m >= 2 else None
 
     def loss(self, batch: Batch, phase: str = "main") -> dict[str, Tensor]:
         c = self.config
