@@ -6,10 +6,11 @@ The ELBO's KL term splits, per sample, into three parts that it weights apart:
 (dimension-wise KL, gamma)``. Penalising the total correlation pushes the code's dimensions to
 be independent (disentangled) without squeezing the information the code carries.
 
-The aggregate posterior q(z) is estimated on the minibatch, taken as the data:
-``log q(z_i) ~ logsumexp_j log q(z_i|x_j) - log M``. This is Chen et al.'s minibatch-weighted
-sampling up to a constant (their ``- log(N M)``), so the gradients are the same and no
-data-set size is needed; the reported terms differ from theirs by constants.
+The aggregate posterior q(z) is estimated on the minibatch, taken as the data. With the training
+set's size N (``mss_dataset_size``, which ``aekit train`` fills in) by Chen et al.'s
+minibatch-stratified sampling; with 0 by ``log q(z_i) ~ logsumexp_j log q(z_i|x_j) - log M``,
+their minibatch-weighted sampling up to a constant (their ``- log(N M)``): the same gradients,
+no N needed, reported terms that differ from theirs by constants.
 """
 
 from __future__ import annotations
