@@ -57,6 +57,34 @@ def peak(dtype: torch.dtype) -> float:
     return 2 * 512 * 784 * 256 * 200 / (time.process_time() - start) / 1e9
 
 
+def product_rates(batch: int = 128) -> None:
+    """GFLOP/s of each matrix product of a training step at ``batch``, alone in a loop, in float32 and
+    bfloat16: forward (B x in @ in x out), input gradient (B x out @ out x in), weight gradient
+    (out x B @ B x in), for every layer of the encoder and decoder."""
+    layers = [(784, 256), (256, 128), (128, 64), (32, 128), (128, 256), (256, 784)]
+    print(f"\n| product at batch {batch} (m x k @ k x n) | float32 GFLOP/s | bfloat16 GFLOP/s |")
+    print("|---|---:|---:|")
+    total = [0.0, 0.0]  # ms of all the step's products, float32 and bfloat16
+    for a, b in layers:
+        shapes = [("forward", batch, a, b), ("weight gradient", b, batch, a)]
+        if a != 784:  # the first layer needs no input gradient
+            shapes.insert(1, ("input gradient", batch, b, a))
+        for what, m, k, n in shapes:
+            rates = []
+            for dtype in (torch.float32, torch.bfloat16):
+                x, w = torch.randn(m, k).to(dtype), torch.randn(k, n).to(dtype)
+                for _ in range(5):
+                    x @ w
+                reps = max(20, int(2e9 / (2 * m * k * n)))
+                start = time.process_time()
+                for _ in range(reps):
+                    x @ w
+                rates.append(2 * m * k * n * reps / (time.process_time() - start) / 1e9)
+                total[len(rates) - 1] += 2 * m * k * n / rates[-1] / 1e6
+            print(f"| {a}->{b} {what} ({m} x {k} @ {k} x {n}) | {rates[0]:.0f} | {rates[1]:.0f} |")
+    print(f"\nall products of one step at these rates: {total[0]:.2f} ms float32, {total[1]:.2f} ms bfloat16")
+
+
 class Runner:
     """One variant: a step function over a batch size; ``setup_s`` is its one-off cost (compilation)."""
 
@@ -186,9 +214,13 @@ def main() -> None:
     ]
     parser.add_argument("--variants", nargs="+", default=names, choices=names)
     parser.add_argument("--no-profile", action="store_true", help="skip the profiler's split of a step")
+    parser.add_argument("--products-only", action="store_true", help="only the rate of each matrix product")
     args = parser.parse_args()
     args.latent_dim, args.hidden, args.limit = 32, [256, 128], None
     torch.set_num_threads(1)
+    if args.products_only:
+        product_rates()
+        return
     train = load_dataset("fashion-mnist", "train")
 
     def make(variant: str) -> Runner:
