@@ -83,6 +83,23 @@ def product_rates(batch: int = 128) -> None:
                 total[len(rates) - 1] += 2 * m * k * n / rates[-1] / 1e6
             print(f"| {a}->{b} {what} ({m} x {k} @ {k} x {n}) | {rates[0]:.0f} | {rates[1]:.0f} |")
     print(f"\nall products of one step at these rates: {total[0]:.2f} ms float32, {total[1]:.2f} ms bfloat16")
+    # the optimizer step over the VAE's 480,848 parameters: aekit's fused Adam against pythae's default
+    torch.manual_seed(0)
+    params = [torch.nn.Parameter(torch.randn(a, b)) for a, b in layers] + [
+        torch.nn.Parameter(torch.randn(b)) for _, b in layers
+    ]
+    for p in params:
+        p.grad = torch.randn_like(p)
+    for name, opt in (
+        ("fused (aekit)", torch.optim.Adam(params, lr=1e-3, fused=True)),
+        ("default, as pythae builds it", torch.optim.Adam(params, lr=1e-3)),
+    ):
+        for _ in range(5):
+            opt.step()
+        start = time.process_time()
+        for _ in range(100):
+            opt.step()
+        print(f"Adam step, {name}: {(time.process_time() - start) * 10:.2f} ms")
 
 
 class Runner:
