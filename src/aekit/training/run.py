@@ -223,14 +223,13 @@ def configure(layers: list[dict[str, Any]], data: ArrayDataset, *, images: str |
             layers = [{"model": {"name": name}}, *layers]
     if patches_make_fcn(layers):
         layers = [{"model": {"arch": "fcn"}}, *layers]
-    held_out = validation_size(len(data), resolve(layers).train.val_fraction)
-    return resolve(
-        layers,
-        input_shape=data.shape,
-        num_classes=len(data.classes) if data.classes else None,
-        data_fields={"categories": data.schema.blocks} if data.schema is not None else {},
-        train_size=len(data) - held_out,
-    )
+    decided: dict[str, Any] = {
+        "input_shape": data.shape,
+        "num_classes": len(data.classes) if data.classes else None,
+        "data_fields": {"categories": data.schema.blocks} if data.schema is not None else {},
+    }
+    held_out = validation_size(len(data), resolve(layers, **decided).train.val_fraction)
+    return resolve(layers, **decided, train_size=len(data) - held_out)
 
 
 def validation_split(data: ArrayDataset, config: RunConfig) -> tuple[ArrayDataset, ArrayDataset | None]:
