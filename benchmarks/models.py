@@ -13,6 +13,10 @@ thread), for aekit and pythae alike: on a shared machine wall-clock time measure
 noise) and adds a summary table: mean NLL with its standard deviation and range over the seeds, so
 that a difference can be read against the seed spread.
 
+``--fast BATCH LR`` adds each aekit model trained at that batch and learning rate under
+``--cpu-bf16`` (pythae keeps the shared settings): a larger batch is cheaper per sample on a CPU
+but takes fewer steps per epoch (``benchmarks/batch_select.py`` chooses LR on a validation split).
+
 Rows are cached in ``benchmarks/results/models.json`` by model, settings and seed (``--fresh`` retrains).
 
 Run: ``.venv/bin/python benchmarks/models.py [--epochs 5] [--models dense vae ...] [--seeds 0 1 2]``
@@ -63,26 +67,35 @@ def test_nll(model, data, k: int) -> float:
 def model_settings(name: str, train, args):
     """The model config of aekit's ``name`` at the benchmark's sizes."""
     settings = {"name": name, "latent_dim": args.latent_dim, "hidden": args.hidden, **EXTRA.get(name, {})}
-    config = resolve([{"model": settings}], input_shape=train.shape, num_classes=len(train.classes))
+    # train_size as `aekit train` fills it (the beta-TCVAE's stratified estimator), with no validation split
+    config = resolve(
+        [{"model": settings}], input_shape=train.shape, num_classes=len(train.classes), train_size=len(train)
+    )
     return config.model_config
 
 
-def run_model(name: str, train, test, args, seed: int = 0, bf16: bool = False) -> dict:
+def run_model(
+    name: str, train, test, args, seed: int = 0, bf16: bool = False, fast: tuple[int, float] | None = None
+) -> dict:
+    """aekit's ``name`` at the benchmark's settings; ``fast``: (batch, lr) instead, under --cpu-bf16."""
     torch.manual_seed(seed)
     model = build_model(name, model_settings(name, train, args))
+    batch, lr = fast if fast else (args.batch_size, args.lr)
     cfg = TrainConfig(
         epochs=args.epochs,
-        batch_size=args.batch_size,
-        lr=args.lr,
+        batch_size=batch,
+        lr=lr,
         val_fraction=0,
         device="cpu",
-        cpu_bf16=bf16,
+        cpu_bf16=bf16 or fast is not None,
         seed=seed,
     )
     start = time.process_time()
     Trainer(model, cfg).fit(train)
     seconds = time.process_time() - start
     label = f"{name} (--cpu-bf16)" if bf16 else name
+    if fast:
+        label = f"{name} (batch {batch}, lr {lr:g}, --cpu-bf16)"
     row = {"model": label, "mse": test_mse(model, test), "samples/s": len(train) * args.epochs / seconds}
     if model.has_likelihood:
         row["nll"] = test_nll(model, test, args.iw_samples)
@@ -153,6 +166,13 @@ def main() -> None:
         "--seeds", type=int, nargs="+", default=[0], help="one run per seed; summary over them"
     )
     parser.add_argument("--bf16-too", action="store_true", help="each aekit model also with --cpu-bf16")
+    parser.add_argument(
+        "--fast",
+        nargs=2,
+        type=float,
+        metavar=("BATCH", "LR"),
+        help="each aekit model also at this batch and lr under --cpu-bf16 (pythae keeps its settings)",
+    )
     args = parser.parse_args()
     args.iw_train_samples = EXTRA["iwae"]["iw_samples"]
     torch.set_num_threads(1)
@@ -192,6 +212,10 @@ def main() -> None:
             if args.bf16_too:
                 make = lambda name=name, s=seed: run_model(name, train, test, args, s, bf16=True)  # noqa: E731
                 rows.append(cached(f"{name} bf16", seed, make))
+            if args.fast:
+                fast = (int(args.fast[0]), args.fast[1])
+                make = lambda name=name, s=seed, f=fast: run_model(name, train, test, args, s, fast=f)  # noqa: E731
+                rows.append(cached(f"{name} fast {fast[0]} {fast[1]:g}", seed, make))
         for kind in [] if args.no_pythae else [k for k in args.pythae if k in args.models]:
             make = lambda kind=kind, s=seed: run_pythae(kind, train, test, args, s)  # noqa: E731
             if row := cached(f"pythae {kind}", seed, make):

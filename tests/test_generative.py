@@ -78,8 +78,11 @@ def test_iwae_trains_on_its_bound(batch):
     assert float(model.loss(batch)["iw_bound"]) > first + 50  # nats per image
 
 
-def test_vampprior_density_integrates_to_one():
-    model = make("vampprior", shape=(6,), hidden=(8,), latent_dim=2, components=7).eval()
+@pytest.mark.parametrize("pseudo", ["free", "linear"])
+def test_vampprior_density_integrates_to_one(pseudo):
+    model = make(
+        "vampprior", shape=(6,), hidden=(8,), latent_dim=2, components=7, pseudo_inputs=pseudo
+    ).eval()
     with torch.no_grad():  # untrained pseudo-inputs: component scales of order one
         axis = torch.linspace(-12, 12, 481)
         gx, gy = torch.meshgrid(axis, axis, indexing="ij")
@@ -111,6 +114,61 @@ def test_vampprior_kl_term_is_log_q_minus_log_prior(batch):
         expected = log_normal(z, mu, logvar) - model.log_prior(z)
         assert torch.allclose(model.kl_term(mu, logvar, z), expected)
         assert torch.isfinite(model.nll(batch.x[:8], k=5)).all()
+
+
+def test_vampprior_linear_pseudo_inputs_are_pythaes():
+    """``linear``: u_k = hardtanh(W e_k + b) of a Linear(K -> D) at PyTorch's default initialisation."""
+    model = make(
+        "vampprior", shape=(1, 4, 4), hidden=(8,), latent_dim=2, components=5, pseudo_inputs="linear"
+    )
+    net = model.pseudo_net
+    expected = torch.nn.functional.hardtanh(net(torch.eye(5)), 0.0, 1.0).view(5, 1, 4, 4).detach()
+    assert torch.allclose(model.pseudo_inputs(), expected)
+    bound = 2 / math.sqrt(5)  # |W e_k + b| <= 2 / sqrt(K): about half start clipped at 0
+    assert float(expected.max()) <= bound and 0.2 < float((expected == 0).float().mean()) < 0.8
+    assert {"pseudo_net.weight", "pseudo_net.bias"} <= set(
+        model.state_dict()
+    ) and "pseudo" not in model.state_dict()
+    with pytest.raises(ConfigError, match="pseudo_inputs"):
+        make("vampprior", pseudo_inputs="conv")
+
+
+def test_vampprior_run_saved_before_pseudo_inputs_existed_loads_the_same(tmp_path, batch):
+    """A config.json without ``pseudo_inputs`` (and weights with the free ``pseudo``) is a free run,
+    and the warm-up it recorded (0 then, 1000 steps by default now) is kept, so a resume trains on alike."""
+    import json
+
+    from aekit.training.checkpoint import load_run, save_weights, write_config
+
+    config = resolve(
+        [
+            {
+                "model": {
+                    "name": "vampprior",
+                    "hidden": [16],
+                    "latent_dim": 4,
+                    "components": 3,
+                    "pseudo_inputs": "free",
+                    "kl_warmup_steps": 0,
+                }
+            }
+        ],
+        input_shape=(1, 28, 28),
+    )
+    torch.manual_seed(1)
+    model = build_model("vampprior", config.model_config).eval()
+    write_config(tmp_path, config, {"shape": [1, 28, 28]})
+    save_weights(tmp_path, model)
+    raw = json.loads((tmp_path / "config.json").read_text())
+    del raw["model"]["pseudo_inputs"]  # as written before the field existed
+    (tmp_path / "config.json").write_text(json.dumps(raw))
+    loaded_config, _, loaded = load_run(tmp_path)
+    assert loaded_config.model_config.pseudo_inputs == "free"
+    assert loaded_config.model_config.kl_warmup_steps == 0 and loaded.beta_now() == 1.0
+    torch.manual_seed(0)
+    expected = model.nll(batch.x[:8], k=4)
+    torch.manual_seed(0)
+    assert torch.equal(loaded.nll(batch.x[:8], k=4), expected)
 
 
 def _factorial(values, dims: int, sigma: float):
@@ -239,3 +297,24 @@ def test_tcvae_stratified_estimator_is_opt_in(batch):
     assert float(terms["mss"]["tc"]) != float(terms["plain"]["tc"])
     with pytest.raises(ConfigError, match="mss_dataset_size"):
         make("tcvae", mss_dataset_size=-1)
+
+
+def test_tcvae_mss_dataset_size_is_filled_with_the_training_size_unless_set(digits_small):
+    from aekit.training.run import configure, validation_size
+
+    layers = [{"model": {"name": "tcvae"}, "train": {"val_fraction": 0.1}}]
+    n = len(digits_small)
+    assert configure(layers, digits_small).model_config.mss_dataset_size == n - validation_size(n, 0.1)
+    assert validation_size(n, 0.1) == round(n * 0.1) and validation_size(1, 0.5) == 0
+    set_zero = [{"model": {"name": "tcvae", "mss_dataset_size": 0}}]  # minibatch-weighted, as asked
+    assert configure(set_zero, digits_small).model_config.mss_dataset_size == 0
+    # a run's own config.json records the value, and loading or resuming passes no training size
+    assert resolve([{"model": {"name": "tcvae"}}]).model_config.mss_dataset_size == 0
+    assert configure([{"model": {"name": "vae"}}], digits_small).model == "vae"  # no such field: untouched
+
+
+def test_tcvae_stratified_weights_take_a_batch_larger_than_the_data_as_the_data(batch):
+    model = make("tcvae", hidden=(16,), latent_dim=4, mss_dataset_size=10).eval()
+    assert torch.equal(model.pair_log_weights(32), stratified_log_weights(32, 32))
+    with torch.no_grad():
+        assert torch.isfinite(model.loss(Batch(batch.x[:32], None))["loss"])

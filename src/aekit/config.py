@@ -200,6 +200,7 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
 
 RUN_RECORDS = ("dataset", "aekit")  # what a run's config.json records beside its settings
 DATA_DECIDES = ("input_shape", "categories", "num_classes")  # model fields the new run's data sets
+TRAIN_SIZE_FIELDS = ("mss_dataset_size",)  # model fields the number of training samples fills unless set
 
 
 def resolve(
@@ -207,6 +208,7 @@ def resolve(
     input_shape: tuple[int, ...] | None = None,
     num_classes: int | None = None,
     data_fields: dict[str, Any] | None = None,
+    train_size: int | None = None,
 ) -> RunConfig:
     """Merge layers of settings, later ones winning, into a validated :class:`RunConfig`.
 
@@ -214,6 +216,8 @@ def resolve(
     "train": {...}}``. ``input_shape``, when given, is the data's and sets the model's;
     ``num_classes`` fills the model's field of that name (conditional models) unless set, and
     ``data_fields`` other fields the data decides (a table's ``categories``) where the model has them.
+    ``train_size``, the number of samples a new run trains on, fills the model's
+    :data:`TRAIN_SIZE_FIELDS` that no layer sets (a value of 0 set in a layer stays 0).
     """
     merged: dict[str, dict[str, Any]] = {"model": {}, "data": {}, "train": {}}
     for layer in layers:
@@ -234,6 +238,9 @@ def resolve(
     for key, value in (data_fields or {}).items():
         if key in names:
             model_values[key] = value
+    for key in TRAIN_SIZE_FIELDS:
+        if train_size is not None and key in names and key not in model_values:
+            model_values[key] = train_size
     return RunConfig(
         model=name,
         model_config=make_config(spec.config_cls, model_values, where=f"model {name!r}"),

@@ -6,10 +6,11 @@ The ELBO's KL term splits, per sample, into three parts that it weights apart:
 (dimension-wise KL, gamma)``. Penalising the total correlation pushes the code's dimensions to
 be independent (disentangled) without squeezing the information the code carries.
 
-The aggregate posterior q(z) is estimated on the minibatch, taken as the data:
-``log q(z_i) ~ logsumexp_j log q(z_i|x_j) - log M``. This is Chen et al.'s minibatch-weighted
-sampling up to a constant (their ``- log(N M)``), so the gradients are the same and no
-data-set size is needed; the reported terms differ from theirs by constants.
+The aggregate posterior q(z) is estimated on the minibatch, taken as the data. With the training
+set's size N (``mss_dataset_size``, which ``aekit train`` fills in) by Chen et al.'s
+minibatch-stratified sampling; with 0 by ``log q(z_i) ~ logsumexp_j log q(z_i|x_j) - log M``,
+their minibatch-weighted sampling up to a constant (their ``- log(N M)``): the same gradients,
+no N needed, reported terms that differ from theirs by constants.
 """
 
 from __future__ import annotations
@@ -32,8 +33,11 @@ class TCVAEConfig(VAEConfig):
     """``alpha``, ``tc_beta``, ``gamma``: weights of mutual information, total correlation and
     dimension-wise KL (all 1 is the plain VAE; the paper disentangles with ``tc_beta`` = 6).
     ``mss_dataset_size``: N > 0 estimates q(z) by minibatch-stratified sampling for a training set
-    of N (the paper's appendix C; better test NLL on Fashion-MNIST: docs/benchmarks/models.md);
-    0 (the default) by minibatch-weighted sampling, which needs no N."""
+    of N (the paper's appendix C; better NLL on Fashion-MNIST: docs/benchmarks/models.md). A new
+    run (``aekit train``, :func:`aekit.train`) fills it with the number of samples it trains on
+    unless a setting gives it; 0 estimates q(z) by minibatch-weighted sampling, which needs no N
+    (the dataclass default, so a model built directly, and every run saved before, use it).
+    A batch larger than N (an evaluation batch after training on few samples) is taken as the data."""
 
     alpha: float = 1.0
     tc_beta: float = 6.0
@@ -100,7 +104,7 @@ class TCVAE(VAE):
         """Weights of the batch's posteriors in the estimate of q(z) (see :func:`kl_decomposition`):
         stratified when ``mss_dataset_size`` is set (and the batch has two or more), else None: uniform."""
         n = self.config.mss_dataset_size
-        return stratified_log_weights(m, n) if n > 0 and m >= 2 else None
+        return stratified_log_weights(m, max(n, m)) if n > 0 and m >= 2 else None
 
     def loss(self, batch: Batch, phase: str = "main") -> dict[str, Tensor]:
         c = self.config

@@ -16,12 +16,27 @@ from torch import Tensor, nn
 from aekit.models.registry import register_model
 from aekit.models.vae import LOG_2PI, VAE, VAEConfig
 
+PSEUDO_INPUTS = ("free", "linear")
+
 
 @dataclass(frozen=True)
 class VampPriorConfig(VAEConfig):
-    """``components``: K, the pseudo-inputs (pythae's default is 50)."""
+    """``components``: K, the pseudo-inputs (pythae's default is 50).
+
+    ``kl_warmup_steps``: 1000 here (the plain VAE's is 0): the KL weight ramps from 0 to 1 over
+    the first 1000 steps, so that the encoder places the codes before the prior (which is made of
+    the encoder's own posteriors) pulls them together; chosen on a validation split of the
+    Fashion-MNIST training set (docs/benchmarks/models.md). Runs saved before record their 0.
+
+    ``pseudo_inputs``: how they are parameterised. ``free``: one free image per component, starting
+    at 0.5 + 0.05 N(0, 1); ``linear``: u_k = W e_k + b (a weight column per component plus a bias
+    shared by all, PyTorch's default initialisation near 0), as pythae and the paper's code build
+    them. Both are clamped to [0, 1]. Runs saved before the field existed were ``free``.
+    """
 
     components: int = 50
+    pseudo_inputs: str = "free"
+    kl_warmup_steps: int = 1000
 
 
 def log_normal(z: Tensor, mu: Tensor, logvar: Tensor) -> Tensor:
@@ -39,14 +54,26 @@ class VampPriorVAE(VAE):
     def __init__(self, config: VampPriorConfig) -> None:
         if config.components < 1:
             raise ValueError(f"components must be at least 1, not {config.components}")
+        if config.pseudo_inputs not in PSEUDO_INPUTS:
+            raise ValueError(f"pseudo_inputs must be free or linear, not {config.pseudo_inputs!r}")
         super().__init__(config)
         # pseudo-inputs live in data space, kept in [0, 1] by a hard clamp (as in the paper's code)
-        self.pseudo = nn.Parameter(0.5 + 0.05 * torch.randn(config.components, *config.input_shape))
+        if config.pseudo_inputs == "free":
+            self.pseudo = nn.Parameter(0.5 + 0.05 * torch.randn(config.components, *config.input_shape))
+        else:  # Linear(K -> D) applied to the K one-hot vectors: weight (D, K), bias (D,)
+            self.pseudo_net = nn.Linear(config.components, math.prod(config.input_shape))
         self.clip = nn.Hardtanh(0.0, 1.0)
+
+    def pseudo_inputs(self) -> Tensor:
+        """The K pseudo-inputs u_k, in [0, 1]. Shape: -> (K, *input_shape)."""
+        if self.config.pseudo_inputs == "free":
+            return self.clip(self.pseudo)
+        u = self.pseudo_net.weight.t() + self.pseudo_net.bias  # row k: W e_k + b
+        return self.clip(u).view(-1, *self.config.input_shape)
 
     def components(self) -> tuple[Tensor, Tensor]:
         """mu, logvar of the K prior components. Shape: -> (K, D), (K, D)."""
-        return self.posterior(self.clip(self.pseudo))
+        return self.posterior(self.pseudo_inputs())
 
     def log_prior(self, z: Tensor, batch_dims: int = 1) -> Tensor:
         """log (1/K) sum_k q(z | u_k). Shape: (*batch, D) -> (*batch)."""

@@ -213,8 +213,9 @@ def patches_make_fcn(layers: list[dict[str, Any]]) -> bool:
 
 
 def configure(layers: list[dict[str, Any]], data: ArrayDataset, *, images: str | None = None) -> RunConfig:
-    """Resolve settings for ``data``: its shape, its classes, what a table decides, the model
-    :func:`default_model` picks when no layer names one, and ``arch=fcn`` for training on
+    """Resolve settings for ``data``: its shape, its classes, what a table decides, the number of
+    samples trained on (after the validation split; e.g. the beta-TCVAE's ``mss_dataset_size``),
+    the model :func:`default_model` picks when no layer names one, and ``arch=fcn`` for training on
     patches (:func:`patches_make_fcn`)."""
     if not any((layer.get("model") or {}).get("name") for layer in layers):
         name = default_model(data, images)
@@ -222,12 +223,13 @@ def configure(layers: list[dict[str, Any]], data: ArrayDataset, *, images: str |
             layers = [{"model": {"name": name}}, *layers]
     if patches_make_fcn(layers):
         layers = [{"model": {"arch": "fcn"}}, *layers]
-    return resolve(
-        layers,
-        input_shape=data.shape,
-        num_classes=len(data.classes) if data.classes else None,
-        data_fields={"categories": data.schema.blocks} if data.schema is not None else {},
-    )
+    decided: dict[str, Any] = {
+        "input_shape": data.shape,
+        "num_classes": len(data.classes) if data.classes else None,
+        "data_fields": {"categories": data.schema.blocks} if data.schema is not None else {},
+    }
+    held_out = validation_size(len(data), resolve(layers, **decided).train.val_fraction)
+    return resolve(layers, **decided, train_size=len(data) - held_out)
 
 
 def validation_split(data: ArrayDataset, config: RunConfig) -> tuple[ArrayDataset, ArrayDataset | None]:
@@ -235,9 +237,15 @@ def validation_split(data: ArrayDataset, config: RunConfig) -> tuple[ArrayDatase
 
     Data too small to hold out anything (a single image) trains without validation."""
     fraction = config.train.val_fraction
-    if fraction > 0 and len(data) - max(1, round(len(data) * fraction)) < 1:
+    if fraction > 0 and validation_size(len(data), fraction) == 0:
         return data, None
     return data.split(fraction, seed=config.train.seed)
+
+
+def validation_size(n: int, fraction: float) -> int:
+    """How many of ``n`` samples :func:`validation_split` holds out for ``fraction`` (0: none)."""
+    held = max(1, round(n * fraction)) if fraction > 0 else 0
+    return held if n - held >= 1 else 0
 
 
 def fit(
