@@ -16,6 +16,7 @@ import aekit
 from aekit.apps.codec import CodecError, load_codec
 from aekit.apps.hypercodec import PREFIX, HyperCodec, coded_counts, varint
 from aekit.cli import main
+from aekit.data.batches import Batch
 from aekit.models.hyperprior import HyperpriorConfig, HyperpriorModel, _int_conv
 
 TINY = ["channels=8", "latent_channels=8", "hyper_channels=4", "levels=1", "hyper_levels=1"]
@@ -343,3 +344,95 @@ def test_grey_and_colour_images_of_one_size_share_a_file_in_a_colour_model(tmp_p
     out = codec.decompress(codec.compress(images, 2))
     assert [o.shape for o in out] == [im.shape for im in images]
     assert all(np.array_equal(a, b) for a, b in zip(out, codec._reconstruct(images, 2), strict=True))
+
+
+# -- the mean-and-scale variant ------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def ms_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs") / "ms"
+    argv = ["train", "--model", "hyperprior", "--data", "mnist-5k", "--limit", "1200", "--epochs", "3"]
+    argv += [a for kv in [*TINY, "mean_scale=true"] for a in ("--set", f"model.{kv}")]
+    assert main([*argv, "--lr", "0.005", "--seed", "0", "--out", str(out), "--quiet"]) == 0
+    return out
+
+
+def test_mean_scale_round_trip_is_exact_repeatable_and_within_the_estimate(ms_run, digits):
+    codec = HyperCodec.load(ms_run)
+    assert codec.model.config.mean_scale and codec.model.h_s[-1].out_channels == 2 * 8
+    images = [*odd_images(), *digits[:20]]
+    for quality in (1, 2.5, 4):
+        data = codec.compress(images, quality)
+        out = codec.decompress(data)
+        assert all(
+            np.array_equal(a, b) for a, b in zip(out, codec._reconstruct(images, quality), strict=True)
+        )
+        again = HyperCodec.load(ms_run).decompress(data)  # a second decode, a fresh load: same images
+        assert all(np.array_equal(a, b) for a, b in zip(out, again, strict=True))
+        assert codec.compress(images, quality) == data
+    psnr = 10 * np.log10(255**2 / np.mean((np.stack(out[5:]).astype(float) - digits[:20]) ** 2))
+    assert psnr > 18
+    for quality in (1, 4):
+        enc = codec.encode(digits, quality)
+        assert abs(len(enc.data) / enc.estimated_bytes - 1) < 0.01
+
+
+def test_mean_scale_means_are_exact_on_their_grid_whatever_the_batching(ms_run):
+    model = HyperCodec.load(ms_run).model
+    z = torch.randint(-6, 7, (9, model.config.hyper_channels, 3, 5))
+    k, mean = model.hyper(z)
+    parts = [model.hyper(z[i : i + 1]) for i in range(len(z))]
+    assert torch.equal(k, torch.cat([p[0] for p in parts])) and torch.equal(
+        mean, torch.cat([p[1] for p in parts])
+    )
+    assert mean.dtype == torch.int64 and mean.abs().max() > 0  # it predicts means (a count of 1/256)
+    symbols = torch.randint(-40, 41, mean.shape)
+    values = model.values(symbols, mean)
+    assert values.dtype == torch.float32 and torch.equal((values.double() - symbols) * 256, mean.double())
+    # the float h_s's mean is what the integer one approximates
+    with torch.no_grad():
+        float_mean, _ = model._prior(z.float())
+    assert (float_mean - mean / 256).abs().max() < 0.05
+
+
+def test_mean_scale_refinement_never_raises_the_cost(ms_run, digits):
+    from aekit.apps.hyperrefine import real_cost, refine
+
+    codec = HyperCodec.load(ms_run)
+    x = torch.from_numpy(digits[:12]).float().div(255)
+    counts = (codec._y_counts, codec._z_counts)
+    plain = real_cost(codec.model, counts, x, (28, 28), *codec.model.analyse(x, 3), 3)
+    refined = real_cost(codec.model, counts, x, (28, 28), *refine(codec.model, counts, x, (28, 28), 3, 30), 3)
+    assert torch.all(refined <= plain) and refined.sum() < 0.995 * plain.sum()
+
+
+def test_runs_without_mean_scale_are_the_scale_model_as_before(hp_run, codec, digits, tmp_path):
+    """A config.json written before the field existed loads as the scale-only model and codes the
+    same bytes; its training loss is the scale hyperprior's, draw for draw."""
+    import json
+    import shutil
+
+    old = tmp_path / "old"
+    shutil.copytree(hp_run, old)
+    config = json.loads((old / "config.json").read_text())
+    assert config["model"].pop("mean_scale") is False
+    (old / "config.json").write_text(json.dumps(config))
+    loaded = HyperCodec.load(old)
+    assert not loaded.model.config.mean_scale and loaded.model.h_s[-1].out_channels == 8
+    assert loaded.compress(digits[:30], 2) == codec.compress(digits[:30], 2)
+    m = codec.model
+    x = torch.from_numpy(digits[:8]).float().div(255)
+    torch.manual_seed(3)
+    got = m.loss(Batch(x), "main")["loss"]
+    torch.manual_seed(3)  # the scale hyperprior's loss as written before mean_scale existed
+    q = torch.randint(0, m.qualities, (len(x),))
+    lam = torch.tensor(m.config.lambdas)[q]
+    y = m.g_a(x) * m.log_gain[q].exp()[:, :, None, None]
+    z = m.h_a(y.abs())
+    z_noisy = z + torch.rand_like(z) - 0.5
+    y_noisy = y + torch.rand_like(y) - 0.5
+    bits = m._y_bits(y_noisy, m.h_s(z_noisy)).flatten(1).sum(1) + m._z_bits(z_noisy).flatten(1).sum(1)
+    x_hat = m.g_s(torch.round(y) * m.log_inv_gain[q].exp()[:, :, None, None])
+    want = (bits / 784 + lam * 255.0**2 * (x_hat - x).square().flatten(1).mean(1)).mean()
+    assert torch.allclose(got, want)

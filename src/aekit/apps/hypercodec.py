@@ -354,6 +354,16 @@ class HyperCodec:
         """The scale-table index (uint8) of every y symbol, per segment, from its z (integer arithmetic)."""
         return [self.model.scale_index(torch.from_numpy(z)).numpy() for z in zs]
 
+    def _values(self, ys: list[np.ndarray], zs: list[np.ndarray]) -> list[np.ndarray]:
+        """What ``g_s`` gets for each segment's y symbols: the symbols, or (a mean-scale model) the
+        symbols + the exact means from z (:meth:`HyperpriorModel.values`)."""
+        if not self.model.config.mean_scale:
+            return ys
+        return [
+            self.model.values(torch.from_numpy(y), self.model.hyper(torch.from_numpy(z))[1]).numpy()
+            for y, z in zip(ys, zs, strict=True)
+        ]
+
     def estimated_bytes(self, images, quality: float = 4) -> float:
         """The entropy model's rate in bytes under the integer tables, header and shape table
         included (to compare with the file's size)."""
@@ -399,8 +409,8 @@ class HyperCodec:
     @torch.no_grad()
     def _reconstruct(self, images: list[np.ndarray], quality: float) -> list[np.ndarray]:
         segments = self._segments([im.shape for im in images])
-        ys, _ = self.symbols(images, segments, quality)
-        return self._synthesise(ys, segments, self._quality(quality) / 256)
+        ys, zs = self.symbols(images, segments, quality)
+        return self._synthesise(self._values(ys, zs), segments, self._quality(quality) / 256)
 
     # -- decoding -----------------------------------------------------------------------------
 
@@ -511,7 +521,8 @@ class HyperCodec:
                 .swapaxes(0, 1)
                 for seg in segments
             ]
-            k_all = np.concatenate([k.ravel() for k in self._scale_indices(zs)])
+            priors = [self.model.hyper(torch.from_numpy(z)) for z in zs]  # scale indices (and means)
+            k_all = np.concatenate([k.numpy().ravel() for k, _ in priors])
             order, bounds = _by_scale(k_all)
             y_sorted = np.empty(len(k_all), np.int32)
             if header.layout == 0:
@@ -531,6 +542,9 @@ class HyperCodec:
             )
             for seg in segments
         ]
+        if c.mean_scale:  # symbols + the exact means
+            values = self.model.values
+            ys = [values(torch.from_numpy(y), m).numpy() for y, (_, m) in zip(ys, priors, strict=True)]
         return self._synthesise(ys, segments, header.quality / 256, progress)
 
     @torch.no_grad()
