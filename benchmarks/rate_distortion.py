@@ -223,12 +223,18 @@ def baseline_rows(images: np.ndarray, per_image_n: int, small: bool) -> list[dic
 
 
 def hyperprior_rows(
-    codec, images: list[np.ndarray], small: bool, per_image_n: int, one_file: bool, refine: int = 0
+    codec,
+    images: list[np.ndarray],
+    small: bool,
+    per_image_n: int,
+    one_file: bool,
+    refine: int = 0,
+    name: str = "aekit hyperprior",
 ) -> list[dict]:
     """aekit's hyperprior at qualities 1..Q: one file for all images (``one_file``) and one file
     for each of the first ``per_image_n``; with ``refine`` > 0, each image's latents optimised for
-    that many steps at encode (method ``aekit hyperprior +refine N``)."""
-    rows, method = [], "aekit hyperprior" + (f" +refine {refine}" if refine else "")
+    that many steps at encode (method ``name +refine N``)."""
+    rows, method = [], name + (f" +refine {refine}" if refine else "")
     for q in range(1, codec.model.qualities + 1):
         todo = [("one file", [images])] if one_file else []
         todo += [("per image", [[im] for im in images[:per_image_n]])]
@@ -362,10 +368,15 @@ def fashion(args) -> list[dict]:
     rows = []
     if args.only in ("all", "hyperprior"):
         print("Fashion-MNIST: aekit hyperprior", flush=True)
-        codec = rd_models.fashion_codec(args.fashion_epochs, Path(args.out))
-        rows += hyperprior_rows(codec, list(images), True, args.per_image, True)
-        if args.refine:
-            rows += hyperprior_rows(codec, list(images), True, args.per_image, True, args.refine)
+        codecs = [("aekit hyperprior", rd_models.fashion_codec(args.fashion_epochs, Path(args.out)))]
+        if args.mean_scale:
+            ms = rd_models.fashion_codec(args.fashion_epochs, Path(args.out), mean_scale=True)
+            codecs.append(("aekit hyperprior mean-scale", ms))
+        for name, codec in codecs:
+            rows += hyperprior_rows(codec, list(images), True, args.per_image, True, name=name)
+            if args.refine:
+                n = min(args.per_image, args.refine_per_image)
+                rows += hyperprior_rows(codec, list(images), True, n, True, args.refine, name)
     if args.only in ("all", "others"):
         if args.v1_lambdas:
             print("Fashion-MNIST: today's codec", flush=True)
@@ -401,6 +412,14 @@ def main() -> None:
     parser.add_argument("--fashion-epochs", type=int, default=12)
     parser.add_argument("--photo-epochs", type=int, default=12)
     parser.add_argument("--refine", type=int, default=0, help="also aekit with N refinement steps at encode")
+    parser.add_argument(
+        "--refine-per-image", type=int, default=1000, help="refined images coded one file each (at most)"
+    )
+    parser.add_argument(
+        "--mean-scale",
+        action="store_true",
+        help="Fashion: also the mean-and-scale model (trained if missing)",
+    )
     parser.add_argument("--photo-patches", type=int, default=16000)
     parser.add_argument("--v1-lambdas", type=float, nargs="*", default=[0.003, 0.01, 0.03], help="none: skip")
     parser.add_argument("--v1-epochs", type=int, default=3)
