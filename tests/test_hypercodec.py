@@ -131,7 +131,7 @@ def old_layout_file(codec: HyperCodec, images: list[np.ndarray], quality: float,
     segments = codec._segments([im.shape for im in images])
     ys, zs = codec.symbols(images, segments, quality)
     y_all = np.concatenate([y.ravel() for y in ys]).astype(np.int32) + c.max_symbol
-    order, bounds = _by_scale(np.concatenate([k.ravel() for k in codec._scale_indices(zs)]))
+    order, bounds = _by_scale(np.concatenate([k.ravel() for k in codec._scale_indices(ys, zs)]))
     y_coder = codec._coder()
     for k in range(len(m.y_tables)):
         if bounds[k + 1] > bounds[k]:
@@ -392,7 +392,7 @@ def test_mean_scale_means_are_exact_on_their_grid_whatever_the_batching(ms_run):
     assert values.dtype == torch.float32 and torch.equal((values.double() - symbols) * 256, mean.double())
     # the float h_s's mean is what the integer one approximates
     with torch.no_grad():
-        float_mean, _ = model._prior(z.float())
+        float_mean, _ = model._prior(z.float(), mean.shape[-2:])
     assert (float_mean - mean / 256).abs().max() < 0.05
 
 
@@ -436,3 +436,42 @@ def test_runs_without_mean_scale_are_the_scale_model_as_before(hp_run, codec, di
     x_hat = m.g_s(torch.round(y) * m.log_inv_gain[q].exp()[:, :, None, None])
     want = (bits / 784 + lam * 255.0**2 * (x_hat - x).square().flatten(1).mean(1)).mean()
     assert torch.allclose(got, want)
+
+
+def untrained_run(path, **options) -> HyperCodec:
+    """A run directory of an untrained (random, finalised) tiny hyperprior with these options."""
+    from aekit.config import resolve
+    from aekit.models import build_model
+    from aekit.training.checkpoint import save_weights, write_config
+
+    torch.manual_seed(0)
+    settings = {"name": "hyperprior", **dict(kv.split("=") for kv in TINY[:-1]), **options}
+    config = resolve([{"model": settings}], input_shape=(1, 28, 28))
+    model = build_model("hyperprior", config.model_config)
+    model.finalize()
+    write_config(path, config, {"shape": [1, 28, 28]})
+    save_weights(path, model)
+    return HyperCodec.load(path)
+
+
+@pytest.mark.parametrize("mean_scale", [False, True])
+def test_latent_padding_codes_the_images_own_latents_exactly(tmp_path, digits, mean_scale):
+    codec = untrained_run(tmp_path, levels=2, hyper_levels=2, latent_padding=True, mean_scale=mean_scale)
+    assert codec.model.config.stride == 4  # the image is padded to 4, y to 4 again before h_a
+    assert codec._latent_sizes(28, 28) == ((7, 7), (2, 2)) and codec._latent_sizes(13, 7) == ((4, 2), (1, 1))
+    x = torch.from_numpy(digits[:3]).float().div(255)
+    y, z = codec.model.analyse(x, 2)
+    assert y.shape == (3, 8, 7, 7) and z.shape == (3, 4, 2, 2)
+    images = [*odd_images(), *digits[:10]]
+    data = codec.compress(images, 2)
+    out = codec.decompress(data)
+    assert [o.shape for o in out] == [im.shape for im in images]
+    assert all(np.array_equal(a, b) for a, b in zip(out, codec._reconstruct(images, 2), strict=True))
+    again = HyperCodec.load(tmp_path).decompress(data)
+    assert all(np.array_equal(a, b) for a, b in zip(out, again, strict=True))
+    assert codec.compress(images, 2) == data
+    enc = codec.encode(digits[:100], 3)
+    assert abs(len(enc.data) / enc.estimated_bytes - 1) < 0.01
+    loss = codec.model.train().loss(Batch(x))["loss"]  # trains: a finite loss whose gradient reaches h_s
+    loss.backward()
+    assert torch.isfinite(loss) and codec.model.h_s[-1].weight.grad.abs().sum() > 0

@@ -232,11 +232,9 @@ class HyperCodec:
 
     def _latent_sizes(self, h: int, w: int) -> tuple[tuple[int, int], tuple[int, int]]:
         c = self.model.config
-        ph, pw = padded_size(h, c.stride), padded_size(w, c.stride)
-        return (ph >> c.levels, pw >> c.levels), (
-            ph >> (c.levels + c.hyper_levels),
-            pw >> (c.levels + c.hyper_levels),
-        )
+        yh, yw = padded_size(h, c.stride) >> c.levels, padded_size(w, c.stride) >> c.levels
+        hz = 2**c.hyper_levels  # y is padded to this before h_a (already a multiple without latent_padding)
+        return (yh, yw), (padded_size(yh, hz) // hz, padded_size(yw, hz) // hz)
 
     def _segments(self, shapes: list[tuple[int, int, int]]) -> list[Segment]:
         """Consecutive images of one shape, in batches of at most ``batch_size`` images and
@@ -319,7 +317,7 @@ class HyperCodec:
         z_all = np.concatenate([z.swapaxes(0, 1).reshape(c.hyper_channels, -1) for z in zs], 1)  # (Nz, all)
         z_all = (z_all + c.max_side).astype(np.int32)
         y_all = np.concatenate([y.ravel() for y in ys]).astype(np.int32) + c.max_symbol
-        k_all = np.concatenate([k.ravel() for k in self._scale_indices(zs)])
+        k_all = np.concatenate([k.ravel() for k in self._scale_indices(ys, zs)])
         order, bounds = _by_scale(k_all)
         coder = self._coder()  # a stack: y first, z on top (the decoder needs z first)
         for k in range(SCALES):
@@ -350,9 +348,12 @@ class HyperCodec:
         estimate = len(_compact_header(self.hash, qint, len(images), runs, stream_bytes)) + 4 + stream_bytes
         return Encoded(data, max(0, len(stream) - y_only), y_only, seconds, pixels, float(estimate))
 
-    def _scale_indices(self, zs: list[np.ndarray]) -> list[np.ndarray]:
+    def _scale_indices(self, ys: list[np.ndarray], zs: list[np.ndarray]) -> list[np.ndarray]:
         """The scale-table index (uint8) of every y symbol, per segment, from its z (integer arithmetic)."""
-        return [self.model.scale_index(torch.from_numpy(z)).numpy() for z in zs]
+        return [
+            self.model.scale_index(torch.from_numpy(z), y.shape[-2:]).numpy()
+            for y, z in zip(ys, zs, strict=True)
+        ]
 
     def _values(self, ys: list[np.ndarray], zs: list[np.ndarray]) -> list[np.ndarray]:
         """What ``g_s`` gets for each segment's y symbols: the symbols, or (a mean-scale model) the
@@ -360,7 +361,9 @@ class HyperCodec:
         if not self.model.config.mean_scale:
             return ys
         return [
-            self.model.values(torch.from_numpy(y), self.model.hyper(torch.from_numpy(z))[1]).numpy()
+            self.model.values(
+                torch.from_numpy(y), self.model.hyper(torch.from_numpy(z), y.shape[-2:])[1]
+            ).numpy()
             for y, z in zip(ys, zs, strict=True)
         ]
 
@@ -521,7 +524,9 @@ class HyperCodec:
                 .swapaxes(0, 1)
                 for seg in segments
             ]
-            priors = [self.model.hyper(torch.from_numpy(z)) for z in zs]  # scale indices (and means)
+            priors = [
+                self.model.hyper(torch.from_numpy(z), seg.y_size) for z, seg in zip(zs, segments, strict=True)
+            ]
             k_all = np.concatenate([k.numpy().ravel() for k, _ in priors])
             order, bounds = _by_scale(k_all)
             y_sorted = np.empty(len(k_all), np.int32)

@@ -64,6 +64,9 @@ class HyperpriorConfig:
     lambdas: one rate-distortion weight per quality level, lowest quality first.
     max_symbol / max_side: ``y`` and ``z`` symbols are clipped to +-these.
     mean_scale: ``h_s`` predicts a mean and a scale for ``y`` (off: a scale only, zero mean).
+    latent_padding: pad the image only to a multiple of 2^levels and ``|y|`` to 2^hyper_levels
+    before ``h_a`` (a 28x28 image: a 7x7 ``y``), instead of the image to 2^(levels+hyper_levels)
+    (28 -> 32: an 8x8 ``y`` whose last row and column describe padding only).
     """
 
     input_shape: tuple[int, ...] = (1, 28, 28)
@@ -77,6 +80,7 @@ class HyperpriorConfig:
     max_symbol: int = 255
     max_side: int = 63
     mean_scale: bool = False
+    latent_padding: bool = False
 
     def __post_init__(self) -> None:
         if len(self.input_shape) != 3:
@@ -100,7 +104,7 @@ class HyperpriorConfig:
     @property
     def stride(self) -> int:
         """Images are padded to a multiple of this."""
-        return 2 ** (self.levels + self.hyper_levels)
+        return 2 ** (self.levels if self.latent_padding else self.levels + self.hyper_levels)
 
 
 class GDN(nn.Module):
@@ -243,9 +247,14 @@ class HyperpriorModel(Autoencoder):
         lower = normal.cdf((-0.5 - y.abs()) / scale)
         return -torch.log2((upper - lower).clamp_min(1e-9))
 
-    def _prior(self, z: Tensor) -> tuple[Tensor | None, Tensor]:
-        """The float ``h_s``: the mean (None: a scale-only model) and log-scale of each element of ``y``."""
-        h = self.h_s(z)
+    def _side(self, y: Tensor) -> Tensor:
+        """``h_a``'s output, z (float), for gained latents ``y`` (padded to 2^hyper_levels first)."""
+        return self.h_a(pad_to_multiple(y.abs(), 2**self.config.hyper_levels))
+
+    def _prior(self, z: Tensor, size: tuple[int, ...]) -> tuple[Tensor | None, Tensor]:
+        """The float ``h_s``: the mean (None: a scale-only model) and log-scale of each element of a
+        ``y`` of spatial ``size`` (h, w)."""
+        h = self.h_s(z)[..., : size[0], : size[1]]
         if not self.config.mean_scale:
             return None, h
         mean, log_scale = h.chunk(2, 1)
@@ -261,9 +270,9 @@ class HyperpriorModel(Autoencoder):
         q = torch.randint(0, self.qualities, (len(x),), device=x.device)
         lam = torch.tensor(self.config.lambdas, device=x.device)[q]
         y = self.g_a(pad_to_multiple(x, self.config.stride)) * self.log_gain[q].exp()[:, :, None, None]
-        z = self.h_a(y.abs())
+        z = self._side(y)
         z_noisy = z + torch.rand_like(z) - 0.5
-        mean, log_scale = self._prior(z_noisy)
+        mean, log_scale = self._prior(z_noisy, y.shape[-2:])
         r = y if mean is None else y - mean  # what is coded: y (or its residual) around zero
         bits = self._y_bits(r + torch.rand_like(r) - 0.5, log_scale).flatten(1).sum(1)
         bits = bits + self._z_bits(z_noisy).flatten(1).sum(1)
@@ -300,7 +309,7 @@ class HyperpriorModel(Autoencoder):
         and z (B, Nz, h', w'), both int64."""
         g, _ = self.gains(quality)
         y = self.g_a(x) * g[:, None, None]
-        z = self.h_a(y.abs())
+        z = self._side(y)
         z_int = torch.round(z).clamp(-self.config.max_side, self.config.max_side).long()
         return self.quantise(y, z_int), z_int
 
@@ -308,7 +317,7 @@ class HyperpriorModel(Autoencoder):
         """The symbols of gained latents ``y`` given integer ``z``: round(y - mean), the mean from
         :meth:`hyper` (exact), or round(y) for a scale-only model; clipped, int64."""
         if self.config.mean_scale:
-            y = y.double() - self.hyper(z)[1].to(y.device).double() / 2**ACT_BITS
+            y = y.double() - self.hyper(z, y.shape[-2:])[1].to(y.device).double() / 2**ACT_BITS
         return torch.round(y).clamp(-self.config.max_symbol, self.config.max_symbol).long()
 
     @staticmethod
@@ -348,20 +357,21 @@ class HyperpriorModel(Autoencoder):
                 x = rows.permute(0, 3, 1, 2)
         return x.clamp(0, 1)
 
-    def scale_index(self, z: Tensor) -> Tensor:
+    def scale_index(self, z: Tensor, size: tuple[int, ...] | None = None) -> Tensor:
         """The scale-table index of every element of ``y``, from integer ``z`` in exact integer arithmetic.
 
         Shape:
             z: (B, Nz, h', w') int64 -> (B, M, h' * 2^hyper_levels, w' * 2^hyper_levels) uint8.
         """
-        return self.hyper(z)[0]
+        return self.hyper(z, size)[0]
 
-    def hyper(self, z: Tensor) -> tuple[Tensor, Tensor | None]:
+    def hyper(self, z: Tensor, size: tuple[int, ...] | None = None) -> tuple[Tensor, Tensor | None]:
         """From integer ``z``, in exact integer arithmetic: the scale-table index (uint8) of every
         element of ``y`` and, with ``mean_scale``, its mean as an integer count of 2^-ACT_BITS
-        (int64, clipped to +-max_symbol; else None). Shapes as :meth:`scale_index`."""
+        (int64, clipped to +-max_symbol; else None). Shapes as :meth:`scale_index`, cropped to
+        ``y``'s spatial ``size`` (h, w) if given (``latent_padding``: y is smaller than h_s's output)."""
         if len(z) > 128:  # in chunks: the unfolded columns of 128 small images stay in cache (2x faster)
-            parts = [self.hyper(part) for part in z.split(128)]
+            parts = [self.hyper(part, size) for part in z.split(128)]
             means = [m for _, m in parts]
             return torch.cat([k for k, _ in parts]), None if means[0] is None else torch.cat(means)
         a = z.double().cpu()  # integers; scale 2^0
@@ -375,6 +385,8 @@ class HyperpriorModel(Autoencoder):
             act = ACT_BITS
             if i < len(convs) - 1:
                 a = F.relu(F.pixel_shuffle(a, 2))
+        if size is not None:
+            a = a[..., : size[0], : size[1]]
         mean = None
         if self.config.mean_scale:
             top = self.config.max_symbol << ACT_BITS
