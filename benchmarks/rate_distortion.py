@@ -196,16 +196,17 @@ def baseline_rows(images: np.ndarray, per_image_n: int, small: bool) -> list[dic
             coded = [pil_code(im, fmt, opts) for im in sub]
             secs = time.perf_counter() - start
             pixels = sum(im.shape[-1] * im.shape[-2] for im in sub)
-            rows.append(
-                {
-                    "method": name,
-                    "setting": label,
-                    "counting": "per image",
-                    "bpp": 8 * sum(len(c[0]) for c in coded) / pixels,
-                    "mp_s": pixels / 1e6 / secs,
-                    **measures(sub, [c[1] for c in coded], small),
-                }
-            )
+            if sub:  # --per-image 0: the mosaic only
+                rows.append(
+                    {
+                        "method": name,
+                        "setting": label,
+                        "counting": "per image",
+                        "bpp": 8 * sum(len(c[0]) for c in coded) / pixels,
+                        "mp_s": pixels / 1e6 / secs,
+                        **measures(sub, [c[1] for c in coded], small),
+                    }
+                )
             if small:
                 data, back = pil_code(mosaic(images), fmt, opts)
                 dec = unmosaic(back, len(images), *images.shape[-2:])
@@ -237,7 +238,7 @@ def hyperprior_rows(
     rows, method = [], name + (f" +refine {refine}" if refine else "")
     for q in range(1, codec.model.qualities + 1):
         todo = [("one file", [images])] if one_file else []
-        todo += [("per image", [[im] for im in images[:per_image_n]])]
+        todo += [("per image", [[im] for im in images[:per_image_n]])] if per_image_n else []
         for counting, files in todo:
             encs = [codec.encode(f, q, refine=refine) for f in files]
             start, cpu = time.perf_counter(), time.process_time()
