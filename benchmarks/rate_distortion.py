@@ -369,10 +369,16 @@ def fashion(args) -> list[dict]:
     rows = []
     if args.only in ("all", "hyperprior"):
         print("Fashion-MNIST: aekit hyperprior", flush=True)
-        codecs = [("aekit hyperprior", rd_models.fashion_codec(args.fashion_epochs, Path(args.out)))]
-        if args.mean_scale:
-            ms = rd_models.fashion_codec(args.fashion_epochs, Path(args.out), mean_scale=True)
-            codecs.append(("aekit hyperprior mean-scale", ms))
+        models = list(dict.fromkeys(args.fashion_models + (["mean-scale"] if args.mean_scale else [])))
+        codecs = [
+            (
+                "aekit hyperprior" + ("" if name == "scale" else f" {name}"),
+                rd_models.fashion_codec(
+                    args.fashion_epochs, Path(args.out), name != "scale", name == "mean-scale-lp"
+                ),
+            )
+            for name in models
+        ]
         for name, codec in codecs:
             rows += hyperprior_rows(codec, list(images), True, args.per_image, True, name=name)
             if args.refine:
@@ -421,6 +427,13 @@ def main() -> None:
         action="store_true",
         help="Fashion: also the mean-and-scale model (trained if missing)",
     )
+    parser.add_argument(
+        "--fashion-models",
+        nargs="+",
+        choices=("scale", "mean-scale", "mean-scale-lp"),
+        default=["scale"],
+        help="Fashion: the hyperprior models measured (mean-scale-lp: with latent_padding)",
+    )
     parser.add_argument("--photo-patches", type=int, default=16000)
     parser.add_argument("--v1-lambdas", type=float, nargs="*", default=[0.003, 0.01, 0.03], help="none: skip")
     parser.add_argument("--v1-epochs", type=int, default=3)
@@ -429,7 +442,8 @@ def main() -> None:
         "--only",
         choices=("all", "hyperprior", "others"),
         default="all",
-        help="measure only these rows; the other rows come from the part's last results JSON",
+        help="measure only these rows; the other rows (and aekit models not measured now) come from the "
+        "part's last results JSON",
     )
     args = parser.parse_args()
     torch.set_num_threads(1)  # a shared CPU: two threads thrash
@@ -441,12 +455,7 @@ def main() -> None:
         saved = out / f"rd_{part}.json"
         if args.only != "all" and saved.is_file():  # keep the rows measured before, of the other kind
             mine = {r["method"] for r in rows}
-            old = [
-                r
-                for r in json.loads(saved.read_text())
-                if r["method"].startswith("aekit hyperprior") == (args.only == "others")
-            ]
-            rows = [r for r in old if r["method"] not in mine] + rows
+            rows = [r for r in json.loads(saved.read_text()) if r["method"] not in mine] + rows
         saved.write_text(json.dumps(rows, indent=1))
         print(f"\n## {part}\n\n{table(rows)}\n")
         countings = ("per image", "mosaic", "one file") if part == "fashion" else ("per image",)
