@@ -196,16 +196,17 @@ def baseline_rows(images: np.ndarray, per_image_n: int, small: bool) -> list[dic
             coded = [pil_code(im, fmt, opts) for im in sub]
             secs = time.perf_counter() - start
             pixels = sum(im.shape[-1] * im.shape[-2] for im in sub)
-            rows.append(
-                {
-                    "method": name,
-                    "setting": label,
-                    "counting": "per image",
-                    "bpp": 8 * sum(len(c[0]) for c in coded) / pixels,
-                    "mp_s": pixels / 1e6 / secs,
-                    **measures(sub, [c[1] for c in coded], small),
-                }
-            )
+            if sub:  # --per-image 0: the mosaic only
+                rows.append(
+                    {
+                        "method": name,
+                        "setting": label,
+                        "counting": "per image",
+                        "bpp": 8 * sum(len(c[0]) for c in coded) / pixels,
+                        "mp_s": pixels / 1e6 / secs,
+                        **measures(sub, [c[1] for c in coded], small),
+                    }
+                )
             if small:
                 data, back = pil_code(mosaic(images), fmt, opts)
                 dec = unmosaic(back, len(images), *images.shape[-2:])
@@ -223,15 +224,21 @@ def baseline_rows(images: np.ndarray, per_image_n: int, small: bool) -> list[dic
 
 
 def hyperprior_rows(
-    codec, images: list[np.ndarray], small: bool, per_image_n: int, one_file: bool, refine: int = 0
+    codec,
+    images: list[np.ndarray],
+    small: bool,
+    per_image_n: int,
+    one_file: bool,
+    refine: int = 0,
+    name: str = "aekit hyperprior",
 ) -> list[dict]:
     """aekit's hyperprior at qualities 1..Q: one file for all images (``one_file``) and one file
     for each of the first ``per_image_n``; with ``refine`` > 0, each image's latents optimised for
-    that many steps at encode (method ``aekit hyperprior +refine N``)."""
-    rows, method = [], "aekit hyperprior" + (f" +refine {refine}" if refine else "")
+    that many steps at encode (method ``name +refine N``)."""
+    rows, method = [], name + (f" +refine {refine}" if refine else "")
     for q in range(1, codec.model.qualities + 1):
         todo = [("one file", [images])] if one_file else []
-        todo += [("per image", [[im] for im in images[:per_image_n]])]
+        todo += [("per image", [[im] for im in images[:per_image_n]])] if per_image_n else []
         for counting, files in todo:
             encs = [codec.encode(f, q, refine=refine) for f in files]
             start, cpu = time.perf_counter(), time.process_time()
@@ -362,10 +369,21 @@ def fashion(args) -> list[dict]:
     rows = []
     if args.only in ("all", "hyperprior"):
         print("Fashion-MNIST: aekit hyperprior", flush=True)
-        codec = rd_models.fashion_codec(args.fashion_epochs, Path(args.out))
-        rows += hyperprior_rows(codec, list(images), True, args.per_image, True)
-        if args.refine:
-            rows += hyperprior_rows(codec, list(images), True, args.per_image, True, args.refine)
+        models = list(dict.fromkeys(args.fashion_models + (["mean-scale"] if args.mean_scale else [])))
+        codecs = [
+            (
+                "aekit hyperprior" + ("" if name == "scale" else f" {name}"),
+                rd_models.fashion_codec(
+                    args.fashion_epochs, Path(args.out), name != "scale", name == "mean-scale-lp"
+                ),
+            )
+            for name in models
+        ]
+        for name, codec in codecs:
+            rows += hyperprior_rows(codec, list(images), True, args.per_image, True, name=name)
+            if args.refine:
+                n = min(args.per_image, args.refine_per_image)
+                rows += hyperprior_rows(codec, list(images), True, n, True, args.refine, name)
     if args.only in ("all", "others"):
         if args.v1_lambdas:
             print("Fashion-MNIST: today's codec", flush=True)
@@ -401,6 +419,21 @@ def main() -> None:
     parser.add_argument("--fashion-epochs", type=int, default=12)
     parser.add_argument("--photo-epochs", type=int, default=12)
     parser.add_argument("--refine", type=int, default=0, help="also aekit with N refinement steps at encode")
+    parser.add_argument(
+        "--refine-per-image", type=int, default=1000, help="refined images coded one file each (at most)"
+    )
+    parser.add_argument(
+        "--mean-scale",
+        action="store_true",
+        help="Fashion: also the mean-and-scale model (trained if missing)",
+    )
+    parser.add_argument(
+        "--fashion-models",
+        nargs="+",
+        choices=("scale", "mean-scale", "mean-scale-lp"),
+        default=["scale"],
+        help="Fashion: the hyperprior models measured (mean-scale-lp: with latent_padding)",
+    )
     parser.add_argument("--photo-patches", type=int, default=16000)
     parser.add_argument("--v1-lambdas", type=float, nargs="*", default=[0.003, 0.01, 0.03], help="none: skip")
     parser.add_argument("--v1-epochs", type=int, default=3)
@@ -409,7 +442,8 @@ def main() -> None:
         "--only",
         choices=("all", "hyperprior", "others"),
         default="all",
-        help="measure only these rows; the other rows come from the part's last results JSON",
+        help="measure only these rows; the other rows (and aekit models not measured now) come from the "
+        "part's last results JSON",
     )
     args = parser.parse_args()
     torch.set_num_threads(1)  # a shared CPU: two threads thrash
@@ -421,12 +455,7 @@ def main() -> None:
         saved = out / f"rd_{part}.json"
         if args.only != "all" and saved.is_file():  # keep the rows measured before, of the other kind
             mine = {r["method"] for r in rows}
-            old = [
-                r
-                for r in json.loads(saved.read_text())
-                if r["method"].startswith("aekit hyperprior") == (args.only == "others")
-            ]
-            rows = [r for r in old if r["method"] not in mine] + rows
+            rows = [r for r in json.loads(saved.read_text()) if r["method"] not in mine] + rows
         saved.write_text(json.dumps(rows, indent=1))
         print(f"\n## {part}\n\n{table(rows)}\n")
         countings = ("per image", "mosaic", "one file") if part == "fashion" else ("per image",)

@@ -1,6 +1,7 @@
 """The hyperprior codecs the rate-distortion benchmark trains (once; cached as run directories).
 
-- Fashion-MNIST: one variable-rate model (8 qualities) on the 60,000 training images.
+- Fashion-MNIST: one variable-rate model (8 qualities) on the 60,000 training images; and the
+  same with a mean-and-scale hyperprior (``mean_scale``), same settings and budget.
 - Photos: one colour model on random 64x64 patches of the TRAIN photos of ``photos.py`` (grayscale
   photos replicated to three channels), never on a TEST photo.
 
@@ -33,6 +34,8 @@ FASHION = {
     # geometric, 0.0008 .. 0.35: the top level is there to pass 36 dB
     "lambdas": [0.0008, 0.0019, 0.0045, 0.0108, 0.0257, 0.061, 0.146, 0.35],
 }
+FASHION_MS = {**FASHION, "mean_scale": True}  # the same, h_s predicting a mean as well as a scale
+FASHION_MS_LP = {**FASHION_MS, "latent_padding": True}  # ... and a 7x7 y for 28x28 (no padded latents)
 # many small steps (batch 16) rather than few large ones: what a one-thread CPU budget buys
 FASHION_TRAIN = {"batch_size": 16, "lr": 1e-3, "grad_clip": 1.0, "nan_policy": "skip"}
 PHOTOS = {
@@ -80,10 +83,16 @@ def _extend(run_dir: Path, pattern: str, epochs: int) -> None:
         shutil.copytree(shorter[0][1], run_dir, symlinks=True)
 
 
-def fashion_codec(epochs: int = 12, out: Path = RESULTS) -> HyperCodec:
-    """The Fashion-MNIST model: ``epochs`` x 3,750 steps of 16 training images."""
+def fashion_codec(
+    epochs: int = 12, out: Path = RESULTS, mean_scale: bool = False, latent_padding: bool = False
+) -> HyperCodec:
+    """The Fashion-MNIST model: ``epochs`` x 3,750 steps of 16 training images (``mean_scale``: the
+    mean-and-scale variant, ``latent_padding`` too: with latent padding; each its own run directory)."""
+    name, settings = ("fashion-ms", FASHION_MS) if mean_scale else ("fashion", FASHION)
+    if latent_padding:
+        name, settings = "fashion-ms-lp", FASHION_MS_LP
     return _train_checkpointed(
-        out / f"hyperprior-fashion-b16-{epochs}", "fashion-mnist", FASHION, epochs, FASHION_TRAIN
+        out / f"hyperprior-{name}-b16-{epochs}", "fashion-mnist", settings, epochs, FASHION_TRAIN
     )
 
 
@@ -113,11 +122,17 @@ def photo_codec(epochs: int = 12, n: int = 16000, out: Path = RESULTS) -> HyperC
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("which", nargs="*", default=["fashion", "photos"])
+    parser.add_argument(
+        "which", nargs="*", default=["fashion", "photos"], help="fashion, fashion-ms, fashion-ms-lp, photos"
+    )
     parser.add_argument("--photo-epochs", type=int, default=12, help="epochs of 2,000 steps (default 12)")
     args = parser.parse_args()
     torch.set_num_threads(1)  # on a shared CPU, two threads thrash (measured: 9x slower per batch)
     if "fashion" in args.which:
         fashion_codec()
+    if "fashion-ms" in args.which:
+        fashion_codec(mean_scale=True)
+    if "fashion-ms-lp" in args.which:
+        fashion_codec(mean_scale=True, latent_padding=True)
     if "photos" in args.which:
         photo_codec(args.photo_epochs)

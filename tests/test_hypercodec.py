@@ -16,6 +16,7 @@ import aekit
 from aekit.apps.codec import CodecError, load_codec
 from aekit.apps.hypercodec import PREFIX, HyperCodec, coded_counts, varint
 from aekit.cli import main
+from aekit.data.batches import Batch
 from aekit.models.hyperprior import HyperpriorConfig, HyperpriorModel, _int_conv
 
 TINY = ["channels=8", "latent_channels=8", "hyper_channels=4", "levels=1", "hyper_levels=1"]
@@ -93,6 +94,25 @@ def test_one_small_image_per_file_within_one_percent_of_the_estimate(codec, digi
     estimates = np.array([e.estimated_bytes for e in encs])
     assert abs(sizes.sum() / estimates.sum() - 1) < 0.01
     assert np.all(np.abs(sizes / estimates - 1) < 0.03)  # each file too, within a few bytes
+    assert np.mean(np.abs(sizes - estimates)) < 0.5  # mostly to the byte
+
+
+def test_the_estimate_follows_the_coders_start_from_state_zero(codec):
+    """From state 0 a run of likely symbols adds cdfs instead of multiplying: many more bits than
+    their information, which start_bits simulates."""
+    from aekit.apps.hypercodec import start_bits
+
+    rng = np.random.default_rng(0)
+    counts, cdfs = codec._y_counts, codec._y_cdfs
+    for k, n in ((0, 300), (0, 3000), (30, 500), (63, 50)):
+        centre = counts.shape[1] // 2
+        sym = (centre + rng.integers(-1, 2, n) * (k > 0)).astype(np.int32)
+        coder = codec._coder()
+        coder.encode_reverse(sym, codec._y_models[k])  # pushes the last symbol first
+        info = -np.log2(counts[k, sym] / (1 << 24)).sum()
+        pushed = sym[::-1]
+        extra = start_bits(counts[k, pushed], cdfs[k, pushed])
+        assert abs(coder.num_valid_bits() - (info + extra)) < 1.5
 
 
 def test_the_coders_frequencies_are_what_the_estimate_uses(codec):
@@ -130,7 +150,7 @@ def old_layout_file(codec: HyperCodec, images: list[np.ndarray], quality: float,
     segments = codec._segments([im.shape for im in images])
     ys, zs = codec.symbols(images, segments, quality)
     y_all = np.concatenate([y.ravel() for y in ys]).astype(np.int32) + c.max_symbol
-    order, bounds = _by_scale(np.concatenate([k.ravel() for k in codec._scale_indices(zs)]))
+    order, bounds = _by_scale(np.concatenate([k.ravel() for k in codec._scale_indices(ys, zs)]))
     y_coder = codec._coder()
     for k in range(len(m.y_tables)):
         if bounds[k + 1] > bounds[k]:
@@ -343,3 +363,134 @@ def test_grey_and_colour_images_of_one_size_share_a_file_in_a_colour_model(tmp_p
     out = codec.decompress(codec.compress(images, 2))
     assert [o.shape for o in out] == [im.shape for im in images]
     assert all(np.array_equal(a, b) for a, b in zip(out, codec._reconstruct(images, 2), strict=True))
+
+
+# -- the mean-and-scale variant ------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def ms_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs") / "ms"
+    argv = ["train", "--model", "hyperprior", "--data", "mnist-5k", "--limit", "1200", "--epochs", "3"]
+    argv += [a for kv in [*TINY, "mean_scale=true"] for a in ("--set", f"model.{kv}")]
+    assert main([*argv, "--lr", "0.005", "--seed", "0", "--out", str(out), "--quiet"]) == 0
+    return out
+
+
+def test_mean_scale_round_trip_is_exact_repeatable_and_within_the_estimate(ms_run, digits):
+    codec = HyperCodec.load(ms_run)
+    assert codec.model.config.mean_scale and codec.model.h_s[-1].out_channels == 2 * 8
+    images = [*odd_images(), *digits[:20]]
+    for quality in (1, 2.5, 4):
+        data = codec.compress(images, quality)
+        out = codec.decompress(data)
+        assert all(
+            np.array_equal(a, b) for a, b in zip(out, codec._reconstruct(images, quality), strict=True)
+        )
+        again = HyperCodec.load(ms_run).decompress(data)  # a second decode, a fresh load: same images
+        assert all(np.array_equal(a, b) for a, b in zip(out, again, strict=True))
+        assert codec.compress(images, quality) == data
+    psnr = 10 * np.log10(255**2 / np.mean((np.stack(out[5:]).astype(float) - digits[:20]) ** 2))
+    assert psnr > 18
+    for quality in (1, 4):
+        enc = codec.encode(digits, quality)
+        assert abs(len(enc.data) / enc.estimated_bytes - 1) < 0.01
+
+
+def test_mean_scale_means_are_exact_on_their_grid_whatever_the_batching(ms_run):
+    model = HyperCodec.load(ms_run).model
+    z = torch.randint(-6, 7, (9, model.config.hyper_channels, 3, 5))
+    k, mean = model.hyper(z)
+    parts = [model.hyper(z[i : i + 1]) for i in range(len(z))]
+    assert torch.equal(k, torch.cat([p[0] for p in parts])) and torch.equal(
+        mean, torch.cat([p[1] for p in parts])
+    )
+    assert mean.dtype == torch.int64 and mean.abs().max() > 0  # it predicts means (a count of 1/256)
+    symbols = torch.randint(-40, 41, mean.shape)
+    values = model.values(symbols, mean)
+    assert values.dtype == torch.float32 and torch.equal((values.double() - symbols) * 256, mean.double())
+    # the float h_s's mean is what the integer one approximates
+    with torch.no_grad():
+        float_mean, _ = model._prior(z.float(), mean.shape[-2:])
+    assert (float_mean - mean / 256).abs().max() < 0.05
+
+
+def test_mean_scale_refinement_never_raises_the_cost(ms_run, digits):
+    from aekit.apps.hyperrefine import real_cost, refine
+
+    codec = HyperCodec.load(ms_run)
+    x = torch.from_numpy(digits[:12]).float().div(255)
+    counts = (codec._y_counts, codec._z_counts)
+    plain = real_cost(codec.model, counts, x, (28, 28), *codec.model.analyse(x, 3), 3)
+    refined = real_cost(codec.model, counts, x, (28, 28), *refine(codec.model, counts, x, (28, 28), 3, 30), 3)
+    assert torch.all(refined <= plain) and refined.sum() < 0.995 * plain.sum()
+
+
+def test_runs_without_mean_scale_are_the_scale_model_as_before(hp_run, codec, digits, tmp_path):
+    """A config.json written before the field existed loads as the scale-only model and codes the
+    same bytes; its training loss is the scale hyperprior's, draw for draw."""
+    import json
+    import shutil
+
+    old = tmp_path / "old"
+    shutil.copytree(hp_run, old)
+    config = json.loads((old / "config.json").read_text())
+    assert config["model"].pop("mean_scale") is False
+    (old / "config.json").write_text(json.dumps(config))
+    loaded = HyperCodec.load(old)
+    assert not loaded.model.config.mean_scale and loaded.model.h_s[-1].out_channels == 8
+    assert loaded.compress(digits[:30], 2) == codec.compress(digits[:30], 2)
+    m = codec.model
+    x = torch.from_numpy(digits[:8]).float().div(255)
+    torch.manual_seed(3)
+    got = m.loss(Batch(x), "main")["loss"]
+    torch.manual_seed(3)  # the scale hyperprior's loss as written before mean_scale existed
+    q = torch.randint(0, m.qualities, (len(x),))
+    lam = torch.tensor(m.config.lambdas)[q]
+    y = m.g_a(x) * m.log_gain[q].exp()[:, :, None, None]
+    z = m.h_a(y.abs())
+    z_noisy = z + torch.rand_like(z) - 0.5
+    y_noisy = y + torch.rand_like(y) - 0.5
+    bits = m._y_bits(y_noisy, m.h_s(z_noisy)).flatten(1).sum(1) + m._z_bits(z_noisy).flatten(1).sum(1)
+    x_hat = m.g_s(torch.round(y) * m.log_inv_gain[q].exp()[:, :, None, None])
+    want = (bits / 784 + lam * 255.0**2 * (x_hat - x).square().flatten(1).mean(1)).mean()
+    assert torch.allclose(got, want)
+
+
+def untrained_run(path, **options) -> HyperCodec:
+    """A run directory of an untrained (random, finalised) tiny hyperprior with these options."""
+    from aekit.config import resolve
+    from aekit.models import build_model
+    from aekit.training.checkpoint import save_weights, write_config
+
+    torch.manual_seed(0)
+    settings = {"name": "hyperprior", **dict(kv.split("=") for kv in TINY[:-1]), **options}
+    config = resolve([{"model": settings}], input_shape=(1, 28, 28))
+    model = build_model("hyperprior", config.model_config)
+    model.finalize()
+    write_config(path, config, {"shape": [1, 28, 28]})
+    save_weights(path, model)
+    return HyperCodec.load(path)
+
+
+@pytest.mark.parametrize("mean_scale", [False, True])
+def test_latent_padding_codes_the_images_own_latents_exactly(tmp_path, digits, mean_scale):
+    codec = untrained_run(tmp_path, levels=2, hyper_levels=2, latent_padding=True, mean_scale=mean_scale)
+    assert codec.model.config.stride == 4  # the image is padded to 4, y to 4 again before h_a
+    assert codec._latent_sizes(28, 28) == ((7, 7), (2, 2)) and codec._latent_sizes(13, 7) == ((4, 2), (1, 1))
+    x = torch.from_numpy(digits[:3]).float().div(255)
+    y, z = codec.model.analyse(x, 2)
+    assert y.shape == (3, 8, 7, 7) and z.shape == (3, 4, 2, 2)
+    images = [*odd_images(), *digits[:10]]
+    data = codec.compress(images, 2)
+    out = codec.decompress(data)
+    assert [o.shape for o in out] == [im.shape for im in images]
+    assert all(np.array_equal(a, b) for a, b in zip(out, codec._reconstruct(images, 2), strict=True))
+    again = HyperCodec.load(tmp_path).decompress(data)
+    assert all(np.array_equal(a, b) for a, b in zip(out, again, strict=True))
+    assert codec.compress(images, 2) == data
+    enc = codec.encode(digits[:100], 3)
+    assert abs(len(enc.data) / enc.estimated_bytes - 1) < 0.01
+    loss = codec.model.train().loss(Batch(x))["loss"]  # trains: a finite loss whose gradient reaches h_s
+    loss.backward()
+    assert torch.isfinite(loss) and codec.model.h_s[-1].weight.grad.abs().sum() > 0

@@ -32,6 +32,7 @@ A grey image given to a colour model is coded as three equal channels and decode
 from __future__ import annotations
 
 import hashlib
+import math
 import struct
 import time
 import zlib
@@ -53,6 +54,7 @@ HEADER = struct.Struct("<4sBB16sHIIIII")  # layouts 0 and 1
 RUN = struct.Struct("<IBHH")  # layouts 0 and 1
 PREFIX = struct.Struct("<4sBB16sH")  # layout 2: magic, version, layout, hash, quality; then varints
 LAYOUT = 2  # what encode writes
+START_SYMBOLS = 1 << 17  # the start of the stream simulated for the estimate (see start_bits)
 
 
 @dataclass(frozen=True)
@@ -181,18 +183,22 @@ def coded_counts(tables: np.ndarray) -> np.ndarray:
     return 1 + tables.astype(np.float64) * (total - n) / total
 
 
-def start_bits(counts: np.ndarray, rows: np.ndarray, symbols: np.ndarray) -> float:
-    """What the first ``symbols`` pushed onto an empty ANS stack (row ``rows`` of ``counts`` each,
-    in push order) cost beyond their information: the coder starts from state 0, so a symbol
-    leaves the state at its cumulative frequency, log2(cdf) bits, not -log2(p) more (nothing at
-    all while cdf is 0: the alphabet's first symbol)."""
-    extra = 0.0
-    for row, sym in zip(rows.tolist(), symbols.tolist(), strict=True):
-        cdf = float(counts[row, :sym].sum())
-        extra += float(np.log2(counts[row, sym] / (1 << PRECISION)))  # its information is not spent ...
-        if cdf > 0:
-            return extra + float(np.log2(cdf))  # ... but the state it leaves is cdf
-    return extra
+def start_bits(p: np.ndarray, cdf: np.ndarray) -> float:
+    """What the first symbols pushed onto an empty ANS stack (their frequencies ``p`` and cumulative
+    frequencies ``cdf`` out of 2^PRECISION, in push order) cost beyond their information. The coder
+    starts from state 0 and a push maps the state s to floor(s / p) * 2^PRECISION + cdf + s mod p:
+    while s is below p, a likely symbol *adds* its cdf instead of multiplying s by 1/p, so a run of
+    likely symbols at the start costs log2 of the sum of their cdfs, not their (near-zero)
+    information. Simulated exactly until the state passes 2^32, from where each push multiplies it
+    by 1/p as its information says (checked against the coder to a fraction of a bit)."""
+    total = float(1 << PRECISION)
+    state, info = 0.0, 0.0
+    for pi, ci in zip(p.tolist(), cdf.tolist(), strict=True):
+        state = math.floor(state / pi) * total + ci + math.fmod(state, pi)
+        info += math.log2(total / pi)
+        if state >= 2.0**32:
+            break
+    return (math.log2(state) if state > 0 else 0.0) - info
 
 
 class HyperCodec:
@@ -219,6 +225,8 @@ class HyperCodec:
         self._coder = constriction.stream.stack.AnsCoder
         self._y_counts = coded_counts(self.model.y_tables.numpy())  # for the estimate
         self._z_counts = coded_counts(self.model.z_tables.numpy())
+        self._y_cdfs = np.cumsum(self._y_counts, 1) - self._y_counts  # frequency below each symbol
+        self._z_cdfs = np.cumsum(self._z_counts, 1) - self._z_counts
 
     @classmethod
     def load(cls, run_dir: str | Path, device: str = "cpu") -> HyperCodec:
@@ -232,11 +240,9 @@ class HyperCodec:
 
     def _latent_sizes(self, h: int, w: int) -> tuple[tuple[int, int], tuple[int, int]]:
         c = self.model.config
-        ph, pw = padded_size(h, c.stride), padded_size(w, c.stride)
-        return (ph >> c.levels, pw >> c.levels), (
-            ph >> (c.levels + c.hyper_levels),
-            pw >> (c.levels + c.hyper_levels),
-        )
+        yh, yw = padded_size(h, c.stride) >> c.levels, padded_size(w, c.stride) >> c.levels
+        hz = 2**c.hyper_levels  # y is padded to this before h_a (already a multiple without latent_padding)
+        return (yh, yw), (padded_size(yh, hz) // hz, padded_size(yw, hz) // hz)
 
     def _segments(self, shapes: list[tuple[int, int, int]]) -> list[Segment]:
         """Consecutive images of one shape, in batches of at most ``batch_size`` images and
@@ -319,7 +325,7 @@ class HyperCodec:
         z_all = np.concatenate([z.swapaxes(0, 1).reshape(c.hyper_channels, -1) for z in zs], 1)  # (Nz, all)
         z_all = (z_all + c.max_side).astype(np.int32)
         y_all = np.concatenate([y.ravel() for y in ys]).astype(np.int32) + c.max_symbol
-        k_all = np.concatenate([k.ravel() for k in self._scale_indices(zs)])
+        k_all = np.concatenate([k.ravel() for k in self._scale_indices(ys, zs)])
         order, bounds = _by_scale(k_all)
         coder = self._coder()  # a stack: y first, z on top (the decoder needs z first)
         for k in range(SCALES):
@@ -338,21 +344,52 @@ class HyperCodec:
         pixels = sum(im.shape[1] * im.shape[2] for im in images)
         seconds = time.perf_counter() - start
         # the estimate: the symbols' information under the coder's frequencies, what starting from
-        # state 0 adds (the first y symbol pushed: the last of the first scale group), the stream
-        # as the bit length of the coder's final number in whole bytes, and the file's exact header
+        # state 0 adds (the first symbols pushed: start_bits), the stream as the bit length of the
+        # coder's final number in whole bytes, and the file's exact header
         total = float(1 << PRECISION)
         bits = -np.log2(self._y_counts[k_all, y_all] / total).sum()
         bits += -np.log2(self._z_counts[np.arange(c.hyper_channels)[:, None], z_all] / total).sum()
-        first = next(k for k in range(SCALES) if bounds[k + 1] > bounds[k])
-        pushed = order[bounds[first] : bounds[first + 1]][::-1][:64]
-        bits += start_bits(self._y_counts, k_all[pushed], y_all[pushed])
+        bits += start_bits(*self._first_pushed(order, bounds, k_all, y_all, z_all))
         stream_bytes = int(bits) // 8 + 1 if bits > 0 else 0
         estimate = len(_compact_header(self.hash, qint, len(images), runs, stream_bytes)) + 4 + stream_bytes
         return Encoded(data, max(0, len(stream) - y_only), y_only, seconds, pixels, float(estimate))
 
-    def _scale_indices(self, zs: list[np.ndarray]) -> list[np.ndarray]:
+    def _scale_indices(self, ys: list[np.ndarray], zs: list[np.ndarray]) -> list[np.ndarray]:
         """The scale-table index (uint8) of every y symbol, per segment, from its z (integer arithmetic)."""
-        return [self.model.scale_index(torch.from_numpy(z)).numpy() for z in zs]
+        return [
+            self.model.scale_index(torch.from_numpy(z), y.shape[-2:]).numpy()
+            for y, z in zip(ys, zs, strict=True)
+        ]
+
+    def _first_pushed(self, order, bounds, k_all, y_all, z_all) -> tuple[np.ndarray, np.ndarray]:
+        """Frequencies and cumulative frequencies of the first START_SYMBOLS symbols pushed (each
+        scale group of y, last symbol first; then z, channel 0 first, last symbol first)."""
+        ps, cdfs, need = [], [], START_SYMBOLS
+        for k in range(SCALES):
+            if need > 0 and bounds[k + 1] > bounds[k]:
+                sym = y_all[order[bounds[k] : bounds[k + 1]][::-1][:need]]
+                ps.append(self._y_counts[k, sym])
+                cdfs.append(self._y_cdfs[k, sym])
+                need -= len(sym)
+        for ch in range(len(z_all)):
+            if need > 0:
+                sym = z_all[ch][::-1][:need]
+                ps.append(self._z_counts[ch, sym])
+                cdfs.append(self._z_cdfs[ch, sym])
+                need -= len(sym)
+        return np.concatenate(ps), np.concatenate(cdfs)
+
+    def _values(self, ys: list[np.ndarray], zs: list[np.ndarray]) -> list[np.ndarray]:
+        """What ``g_s`` gets for each segment's y symbols: the symbols, or (a mean-scale model) the
+        symbols + the exact means from z (:meth:`HyperpriorModel.values`)."""
+        if not self.model.config.mean_scale:
+            return ys
+        return [
+            self.model.values(
+                torch.from_numpy(y), self.model.hyper(torch.from_numpy(z), y.shape[-2:])[1]
+            ).numpy()
+            for y, z in zip(ys, zs, strict=True)
+        ]
 
     def estimated_bytes(self, images, quality: float = 4) -> float:
         """The entropy model's rate in bytes under the integer tables, header and shape table
@@ -399,8 +436,8 @@ class HyperCodec:
     @torch.no_grad()
     def _reconstruct(self, images: list[np.ndarray], quality: float) -> list[np.ndarray]:
         segments = self._segments([im.shape for im in images])
-        ys, _ = self.symbols(images, segments, quality)
-        return self._synthesise(ys, segments, self._quality(quality) / 256)
+        ys, zs = self.symbols(images, segments, quality)
+        return self._synthesise(self._values(ys, zs), segments, self._quality(quality) / 256)
 
     # -- decoding -----------------------------------------------------------------------------
 
@@ -511,7 +548,10 @@ class HyperCodec:
                 .swapaxes(0, 1)
                 for seg in segments
             ]
-            k_all = np.concatenate([k.ravel() for k in self._scale_indices(zs)])
+            priors = [
+                self.model.hyper(torch.from_numpy(z), seg.y_size) for z, seg in zip(zs, segments, strict=True)
+            ]
+            k_all = np.concatenate([k.numpy().ravel() for k, _ in priors])
             order, bounds = _by_scale(k_all)
             y_sorted = np.empty(len(k_all), np.int32)
             if header.layout == 0:
@@ -531,6 +571,9 @@ class HyperCodec:
             )
             for seg in segments
         ]
+        if c.mean_scale:  # symbols + the exact means
+            values = self.model.values
+            ys = [values(torch.from_numpy(y), m).numpy() for y, (_, m) in zip(ys, priors, strict=True)]
         return self._synthesise(ys, segments, header.quality / 256, progress)
 
     @torch.no_grad()

@@ -44,14 +44,15 @@ def real_cost(
     and z's, :func:`aekit.apps.hypercodec.coded_counts`) + lambda * 255^2 * the MSE of the decoded
     uint8 pixels (in [0, 1] units, as in training). Shape: x (B, C, H, W) padded, y / z int64 -> (B,)."""
     c, (h, w) = model.config, size
-    k = model.scale_index(z).long().numpy()
+    k, mean = model.hyper(z, y.shape[-2:])
+    k = k.long().numpy()
     total = float(1 << PRECISION)
     bits = -np.log2(counts[0][k, y.numpy() + c.max_symbol] / total).reshape(len(y), -1).sum(1)
     zc = z.numpy() + c.max_side  # (B, Nz, h', w')
     bits += (
         -np.log2(counts[1][np.arange(c.hyper_channels)[:, None, None], zc] / total).reshape(len(z), -1).sum(1)
     )
-    x_hat = model.synthesise(y, quality)[..., :h, :w].mul(255).round().div(255)
+    x_hat = model.synthesise(model.values(y, mean), quality)[..., :h, :w].mul(255).round().div(255)
     mse = (x_hat - x[..., :h, :w]).square().flatten(1).mean(1)
     return torch.from_numpy(bits) / (h * w) + lambda_at(model, quality) * 255.0**2 * mse.double()
 
@@ -84,16 +85,18 @@ def refine(
     lam, (h, w) = lambda_at(model, quality), size
     with torch.no_grad():
         y = (model.g_a(x) * g).requires_grad_()
-        z = model.h_a(y.abs()).requires_grad_()
+        z = model._side(y).requires_grad_()
     opt = torch.optim.Adam([y, z], lr=lr)
     noise = torch.Generator(device=x.device).manual_seed(0)
     for step in range(1, steps + 1):
         with torch.enable_grad():
-            y_noisy = y + torch.rand(y.shape, generator=noise, device=x.device) - 0.5
+            y_noise = torch.rand(y.shape, generator=noise, device=x.device) - 0.5
             z_noisy = z + torch.rand(z.shape, generator=noise, device=x.device) - 0.5
-            bits = model._y_bits(y_noisy, model.h_s(z_noisy)).flatten(1).sum(1)
+            mean, log_scale = model._prior(z_noisy, y.shape[-2:])
+            r = y if mean is None else y - mean  # what is coded (a mean-scale model: the residual)
+            bits = model._y_bits(r + y_noise, log_scale).flatten(1).sum(1)
             bits = bits + model._z_bits(z_noisy).flatten(1).sum(1)
-            y_hat = y + (torch.round(y) - y).detach()  # the decoder sees rounded values (straight-through)
+            y_hat = y + (torch.round(r) - r).detach()  # the decoder sees rounded values (straight-through)
             mse = (model.g_s(y_hat * ig)[..., :h, :w] - x[..., :h, :w]).square().flatten(1).mean(1)
             loss = (bits / (h * w) + lam * 255.0**2 * mse).sum()
             y.grad, z.grad = torch.autograd.grad(loss, [y, z])  # only the latents: the networks stay fixed
@@ -101,8 +104,8 @@ def refine(
             group["lr"] = lr * 0.5 * (1 + math.cos(math.pi * step / steps))
         opt.step()
         if step % every == 0 or step == steps:
-            y1 = torch.round(y.detach()).clamp(-c.max_symbol, c.max_symbol).long()
             z1 = torch.round(z.detach()).clamp(-c.max_side, c.max_side).long()
+            y1 = model.quantise(y.detach(), z1)
             new = real_cost(model, counts, x, size, y1, z1, quality)
             keep = new < cost
             cost = torch.where(keep, new, cost)

@@ -21,6 +21,11 @@ below 2^53, which is exact whatever the summation order, BLAS or instruction set
 log-scale in units of 1/256 nat, picks one of SCALES integer frequency tables (:meth:`finalize`)
 by integer comparisons. The decoder's floating-point work is only in ``g_s``, after all symbols
 are decoded: it can move a pixel by a rounding level, never desynchronise the stream.
+
+**Mean and scale** (``mean_scale=True``, Minnen et al. 2018): ``h_s`` predicts a mean as well as a
+scale for every element of ``y``; the coded symbol is ``round(y - mean)`` under the same zero-mean
+Gaussian tables, decoded as symbol + mean. The mean comes out of the same integer ``h_s`` on the
+grid of 2^-ACT_BITS (an integer count of 1/256), so encoder and decoder add exactly the same number.
 """
 
 from __future__ import annotations
@@ -58,6 +63,10 @@ class HyperpriorConfig:
     levels: stride-2 stages of ``g_a`` (``y`` is 1/2^levels of the image); hyper_levels: of ``h_a``.
     lambdas: one rate-distortion weight per quality level, lowest quality first.
     max_symbol / max_side: ``y`` and ``z`` symbols are clipped to +-these.
+    mean_scale: ``h_s`` predicts a mean and a scale for ``y`` (off: a scale only, zero mean).
+    latent_padding: pad the image only to a multiple of 2^levels and ``|y|`` to 2^hyper_levels
+    before ``h_a`` (a 28x28 image: a 7x7 ``y``), instead of the image to 2^(levels+hyper_levels)
+    (28 -> 32: an 8x8 ``y`` whose last row and column describe padding only).
     """
 
     input_shape: tuple[int, ...] = (1, 28, 28)
@@ -70,6 +79,8 @@ class HyperpriorConfig:
     lambdas: tuple[float, ...] = (0.0008, 0.0016, 0.0032, 0.0064, 0.0128, 0.0256, 0.0512, 0.1024)
     max_symbol: int = 255
     max_side: int = 63
+    mean_scale: bool = False
+    latent_padding: bool = False
 
     def __post_init__(self) -> None:
         if len(self.input_shape) != 3:
@@ -93,7 +104,7 @@ class HyperpriorConfig:
     @property
     def stride(self) -> int:
         """Images are padded to a multiple of this."""
-        return 2 ** (self.levels + self.hyper_levels)
+        return 2 ** (self.levels if self.latent_padding else self.levels + self.hyper_levels)
 
 
 class GDN(nn.Module):
@@ -199,7 +210,7 @@ class HyperpriorModel(Autoencoder):
         hs: list[nn.Module] = []
         for i in range(config.hyper_levels):
             hs += [nn.Conv2d(nz if i == 0 else n, 4 * n, 3, padding=1), nn.PixelShuffle(2), nn.ReLU()]
-        hs += [nn.Conv2d(n, m, 3, padding=1)]
+        hs += [nn.Conv2d(n, 2 * m if config.mean_scale else m, 3, padding=1)]  # (mean,) log-scale
         self.h_s = nn.Sequential(*hs)
         q = len(config.lambdas)
         self.log_gain = nn.Parameter(torch.linspace(-1.0, 1.5, q)[:, None].repeat(1, m))
@@ -236,6 +247,19 @@ class HyperpriorModel(Autoencoder):
         lower = normal.cdf((-0.5 - y.abs()) / scale)
         return -torch.log2((upper - lower).clamp_min(1e-9))
 
+    def _side(self, y: Tensor) -> Tensor:
+        """``h_a``'s output, z (float), for gained latents ``y`` (padded to 2^hyper_levels first)."""
+        return self.h_a(pad_to_multiple(y.abs(), 2**self.config.hyper_levels))
+
+    def _prior(self, z: Tensor, size: tuple[int, ...]) -> tuple[Tensor | None, Tensor]:
+        """The float ``h_s``: the mean (None: a scale-only model) and log-scale of each element of a
+        ``y`` of spatial ``size`` (h, w)."""
+        h = self.h_s(z)[..., : size[0], : size[1]]
+        if not self.config.mean_scale:
+            return None, h
+        mean, log_scale = h.chunk(2, 1)
+        return mean, log_scale
+
     def _z_bits(self, z: Tensor) -> Tensor:
         loc, log_scale = self.z_loc[:, None, None], self.z_log_scale[:, None, None]
         return -torch.log2(_logistic_mass(z, loc, log_scale))
@@ -246,13 +270,13 @@ class HyperpriorModel(Autoencoder):
         q = torch.randint(0, self.qualities, (len(x),), device=x.device)
         lam = torch.tensor(self.config.lambdas, device=x.device)[q]
         y = self.g_a(pad_to_multiple(x, self.config.stride)) * self.log_gain[q].exp()[:, :, None, None]
-        z = self.h_a(y.abs())
+        z = self._side(y)
         z_noisy = z + torch.rand_like(z) - 0.5
-        y_noisy = y + torch.rand_like(y) - 0.5
-        bits = self._y_bits(y_noisy, self.h_s(z_noisy)).flatten(1).sum(1) + self._z_bits(z_noisy).flatten(
-            1
-        ).sum(1)
-        y_hat = y + (torch.round(y) - y).detach()  # the decoder sees rounded values (straight-through)
+        mean, log_scale = self._prior(z_noisy, y.shape[-2:])
+        r = y if mean is None else y - mean  # what is coded: y (or its residual) around zero
+        bits = self._y_bits(r + torch.rand_like(r) - 0.5, log_scale).flatten(1).sum(1)
+        bits = bits + self._z_bits(z_noisy).flatten(1).sum(1)
+        y_hat = y + (torch.round(r) - r).detach()  # the decoder sees rounded values (straight-through)
         x_hat = self.g_s(y_hat * self.log_inv_gain[q].exp()[:, :, None, None])[..., :h, :w]
         mse = (x_hat - x).square().flatten(1).mean(1)
         bpp = bits / (h * w)
@@ -281,13 +305,28 @@ class HyperpriorModel(Autoencoder):
     # -- inference: symbols, integer scales, tables ---------------------------------------------
 
     def analyse(self, x: Tensor, quality: float) -> tuple[Tensor, Tensor]:
-        """Integer symbols of padded images ``x``: y (B, M, h, w) and z (B, Nz, h', w'), both int64."""
+        """Integer symbols of padded images ``x``: y (B, M, h, w) (with ``mean_scale``, of y - mean)
+        and z (B, Nz, h', w'), both int64."""
         g, _ = self.gains(quality)
         y = self.g_a(x) * g[:, None, None]
-        z = self.h_a(y.abs())
-        y_int = torch.round(y).clamp(-self.config.max_symbol, self.config.max_symbol)
-        z_int = torch.round(z).clamp(-self.config.max_side, self.config.max_side)
-        return y_int.long(), z_int.long()
+        z = self._side(y)
+        z_int = torch.round(z).clamp(-self.config.max_side, self.config.max_side).long()
+        return self.quantise(y, z_int), z_int
+
+    def quantise(self, y: Tensor, z: Tensor) -> Tensor:
+        """The symbols of gained latents ``y`` given integer ``z``: round(y - mean), the mean from
+        :meth:`hyper` (exact), or round(y) for a scale-only model; clipped, int64."""
+        if self.config.mean_scale:
+            y = y.double() - self.hyper(z, y.shape[-2:])[1].to(y.device).double() / 2**ACT_BITS
+        return torch.round(y).clamp(-self.config.max_symbol, self.config.max_symbol).long()
+
+    @staticmethod
+    def values(symbols: Tensor, mean: Tensor | None) -> Tensor:
+        """What the decoder gives ``g_s``: symbols + mean (``mean`` in 1/2^ACT_BITS, from
+        :meth:`hyper`; None: the symbols). Exact in float32: |value| < 2^9 on a 2^-8 grid."""
+        if mean is None:
+            return symbols
+        return (symbols.double() + mean.to(symbols.device).double() / 2**ACT_BITS).float()
 
     def synthesise(self, y: Tensor, quality: float) -> Tensor:
         """Pixels in [0, 1] (float) from integer ``y`` symbols (B, M, h, w); still padded.
@@ -318,14 +357,23 @@ class HyperpriorModel(Autoencoder):
                 x = rows.permute(0, 3, 1, 2)
         return x.clamp(0, 1)
 
-    def scale_index(self, z: Tensor) -> Tensor:
+    def scale_index(self, z: Tensor, size: tuple[int, ...] | None = None) -> Tensor:
         """The scale-table index of every element of ``y``, from integer ``z`` in exact integer arithmetic.
 
         Shape:
             z: (B, Nz, h', w') int64 -> (B, M, h' * 2^hyper_levels, w' * 2^hyper_levels) uint8.
         """
+        return self.hyper(z, size)[0]
+
+    def hyper(self, z: Tensor, size: tuple[int, ...] | None = None) -> tuple[Tensor, Tensor | None]:
+        """From integer ``z``, in exact integer arithmetic: the scale-table index (uint8) of every
+        element of ``y`` and, with ``mean_scale``, its mean as an integer count of 2^-ACT_BITS
+        (int64, clipped to +-max_symbol; else None). Shapes as :meth:`scale_index`, cropped to
+        ``y``'s spatial ``size`` (h, w) if given (``latent_padding``: y is smaller than h_s's output)."""
         if len(z) > 128:  # in chunks: the unfolded columns of 128 small images stay in cache (2x faster)
-            return torch.cat([self.scale_index(part) for part in z.split(128)])
+            parts = [self.hyper(part, size) for part in z.split(128)]
+            means = [m for _, m in parts]
+            return torch.cat([k for k, _ in parts]), None if means[0] is None else torch.cat(means)
         a = z.double().cpu()  # integers; scale 2^0
         act = 0  # the current activation's binary point
         convs = [m for m in self.h_s if isinstance(m, nn.Conv2d)]
@@ -337,8 +385,15 @@ class HyperpriorModel(Autoencoder):
             act = ACT_BITS
             if i < len(convs) - 1:
                 a = F.relu(F.pixel_shuffle(a, 2))
+        if size is not None:
+            a = a[..., : size[0], : size[1]]
+        mean = None
+        if self.config.mean_scale:
+            top = self.config.max_symbol << ACT_BITS
+            mean, a = a.chunk(2, 1)
+            mean = mean.clamp(-top, top).long().to(z.device)
         k = torch.div(a - LOG0, STEP, rounding_mode="floor")  # a: log-scale in 1/256 nat
-        return k.clamp_(0, SCALES - 1).to(torch.uint8).to(z.device)
+        return k.clamp_(0, SCALES - 1).to(torch.uint8).to(z.device), mean
 
     @torch.no_grad()
     def finalize(self) -> None:
