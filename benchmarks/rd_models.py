@@ -33,6 +33,8 @@ FASHION = {
     "hyper_levels": 2,
     # geometric, 0.0008 .. 0.35: the top level is there to pass 36 dB
     "lambdas": [0.0008, 0.0019, 0.0045, 0.0108, 0.0257, 0.061, 0.146, 0.35],
+    "mean_scale": False,  # the scale-only model of the earlier passes (the model's default is now on)
+    "latent_padding": False,
 }
 FASHION_MS = {**FASHION, "mean_scale": True}  # the same, h_s predicting a mean as well as a scale
 FASHION_MS_LP = {**FASHION_MS, "latent_padding": True}  # ... and a 7x7 y for 28x28 (no padded latents)
@@ -47,6 +49,8 @@ PHOTOS = {
     "levels": 3,
     "hyper_levels": 2,
     "lambdas": [0.001, 0.0024, 0.0058, 0.014, 0.034, 0.082, 0.2, 0.48],
+    "mean_scale": False,  # scale-only, trained before the default changed (no CPU for a second photo model)
+    "latent_padding": False,
 }
 PHOTOS_TRAIN = {"batch_size": 8, "lr": 1e-3, "grad_clip": 1.0, "nan_policy": "skip"}
 

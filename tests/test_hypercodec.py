@@ -21,13 +21,17 @@ from aekit.models.hyperprior import HyperpriorConfig, HyperpriorModel, _int_conv
 
 TINY = ["channels=8", "latent_channels=8", "hyper_channels=4", "levels=1", "hyper_levels=1"]
 TINY += ["lambdas=[0.002,0.008,0.032,0.128]"]  # four qualities, far apart
+SCALE = [
+    "mean_scale=false",
+    "latent_padding=false",
+]  # the scale model of hp_run (new runs default to both on)
 
 
 @pytest.fixture(scope="module")
 def hp_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("runs") / "hp"
     argv = ["train", "--model", "hyperprior", "--data", "mnist-5k", "--limit", "1200", "--epochs", "3"]
-    argv += [a for kv in TINY for a in ("--set", f"model.{kv}")]
+    argv += [a for kv in [*TINY, *SCALE] for a in ("--set", f"model.{kv}")]
     assert main([*argv, "--lr", "0.005", "--seed", "0", "--out", str(out), "--quiet"]) == 0
     return out
 
@@ -241,7 +245,14 @@ def test_fast_synthesis_is_the_models_g_s(levels):
     """The decoder's g_s (sub-pixel convolutions, channels last, GDN as a product) is the same
     function as the modules, up to float rounding."""
     torch.manual_seed(levels)
-    config = HyperpriorConfig(input_shape=(3, 8, 8), channels=6, latent_channels=5, levels=levels)
+    config = HyperpriorConfig(
+        input_shape=(3, 8, 8),
+        channels=6,
+        latent_channels=5,
+        levels=levels,
+        mean_scale=False,
+        latent_padding=False,
+    )
     m = HyperpriorModel(config).eval()
     with torch.no_grad():
         for p in m.parameters():
@@ -435,10 +446,12 @@ def test_runs_without_mean_scale_are_the_scale_model_as_before(hp_run, codec, di
     old = tmp_path / "old"
     shutil.copytree(hp_run, old)
     config = json.loads((old / "config.json").read_text())
-    assert config["model"].pop("mean_scale") is False
+    assert config["model"].pop("mean_scale") is False and config["model"].pop("latent_padding") is False
     (old / "config.json").write_text(json.dumps(config))
-    loaded = HyperCodec.load(old)
-    assert not loaded.model.config.mean_scale and loaded.model.h_s[-1].out_channels == 8
+    loaded = HyperCodec.load(old)  # though new runs default to both options on
+    assert HyperpriorConfig().mean_scale and HyperpriorConfig().latent_padding
+    assert not loaded.model.config.mean_scale and not loaded.model.config.latent_padding
+    assert loaded.model.h_s[-1].out_channels == 8
     assert loaded.compress(digits[:30], 2) == codec.compress(digits[:30], 2)
     m = codec.model
     x = torch.from_numpy(digits[:8]).float().div(255)

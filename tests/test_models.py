@@ -60,7 +60,8 @@ def test_loss_falls_on_real_digits(name, digits_small):
     opts = {p: torch.optim.Adam(model.phase_parameters(p), lr=3e-3) for p in model.phases}
     torch.manual_seed(0)
     first = float(model.loss(batch)["mse"])
-    for _ in range(40):
+    # the mean-and-scale hyperprior starts slower (mse 0.098 -> 0.081 after 40 steps, 0.036 after 80)
+    for _ in range(80 if name == "hyperprior" else 40):
         for phase, opt in opts.items():
             opt.zero_grad()
             model.loss(batch, phase)["loss"].backward()

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -67,6 +68,8 @@ class HyperpriorConfig:
     latent_padding: pad the image only to a multiple of 2^levels and ``|y|`` to 2^hyper_levels
     before ``h_a`` (a 28x28 image: a 7x7 ``y``), instead of the image to 2^(levels+hyper_levels)
     (28 -> 32: an 8x8 ``y`` whose last row and column describe padding only).
+    Both are on for new runs (together -16% BD-rate on Fashion-MNIST); runs saved before the
+    fields existed load with both off (``SAVED_WITHOUT``).
     """
 
     input_shape: tuple[int, ...] = (1, 28, 28)
@@ -79,8 +82,10 @@ class HyperpriorConfig:
     lambdas: tuple[float, ...] = (0.0008, 0.0016, 0.0032, 0.0064, 0.0128, 0.0256, 0.0512, 0.1024)
     max_symbol: int = 255
     max_side: int = 63
-    mean_scale: bool = False
-    latent_padding: bool = False
+    mean_scale: bool = True
+    latent_padding: bool = True
+    # configs saved before these fields existed were the scale-only model with the image padded
+    SAVED_WITHOUT: ClassVar[dict[str, bool]] = {"mean_scale": False, "latent_padding": False}
 
     def __post_init__(self) -> None:
         if len(self.input_shape) != 3:

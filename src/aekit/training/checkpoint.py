@@ -23,7 +23,7 @@ from aekit.config import RunConfig, resolve
 from aekit.data.dataset import DataInfo
 from aekit.errors import AekitError, CheckpointError
 from aekit.fileio import atomic_path, atomic_write_json
-from aekit.models.registry import build_model
+from aekit.models.registry import MODELS, build_model
 
 CONFIG = "config.json"
 WEIGHTS = "model.safetensors"
@@ -82,6 +82,9 @@ def read_config(run_dir: str | Path) -> dict[str, Any]:
         raise CheckpointError(f"{path}: not valid JSON ({e})") from None
     if not isinstance(data, dict) or not isinstance(data.get("model"), dict):
         raise CheckpointError(f"{path}: not an aekit run config (no 'model' table)")
+    spec = MODELS.get(data["model"].get("name"))  # type: ignore[arg-type]
+    if spec is not None:  # fields added to a model since: the values its older runs were trained with
+        data["model"] = {**getattr(spec.config_cls, "SAVED_WITHOUT", {}), **data["model"]}
     return data
 
 
