@@ -82,7 +82,8 @@ def read_config(run_dir: str | Path) -> dict[str, Any]:
         raise CheckpointError(f"{path}: not valid JSON ({e})") from None
     if not isinstance(data, dict) or not isinstance(data.get("model"), dict):
         raise CheckpointError(f"{path}: not an aekit run config (no 'model' table)")
-    spec = MODELS.get(data["model"].get("name"))  # type: ignore[arg-type]
+    name = data["model"].get("name")
+    spec = MODELS.get(name) if isinstance(name, str) else None  # a bad name is refused by load_run
     if spec is not None:  # fields added to a model since: the values its older runs were trained with
         data["model"] = {**getattr(spec.config_cls, "SAVED_WITHOUT", {}), **data["model"]}
     return data
