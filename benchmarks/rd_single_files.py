@@ -47,8 +47,8 @@ def main() -> None:
             estimates.append(enc.estimated_bytes)
             header, shapes, start = codec.read_header(enc.data)
             old.append(HEADER.size + RUN.size + 4 * ((len(enc.data) - start + 3) // 4))
-            ys, zs = codec.symbols([im], codec._segments(shapes), q)
-            k = codec._scale_indices(ys, zs)[0].ravel()
+            ys, zs, ks = codec.symbols([im], codec._segments(shapes), q, scales=True)
+            k = ks[0].ravel()
             bits = -np.log2(tables[k, ys[0].ravel() + c.max_symbol]).sum()
             z = zs[0][0].reshape(c.hyper_channels, -1) + c.max_side
             bits += -np.log2(z_tables[np.arange(c.hyper_channels)[:, None], z]).sum()

@@ -152,9 +152,9 @@ def old_layout_file(codec: HyperCodec, images: list[np.ndarray], quality: float,
 
     c, m = codec.model.config, codec.model
     segments = codec._segments([im.shape for im in images])
-    ys, zs = codec.symbols(images, segments, quality)
+    ys, zs, ks = codec.symbols(images, segments, quality, scales=True)
     y_all = np.concatenate([y.ravel() for y in ys]).astype(np.int32) + c.max_symbol
-    order, bounds = _by_scale(np.concatenate([k.ravel() for k in codec._scale_indices(ys, zs)]))
+    order, bounds = _by_scale(np.concatenate([k.ravel() for k in ks]))
     y_coder = codec._coder()
     for k in range(len(m.y_tables)):
         if bounds[k + 1] > bounds[k]:

@@ -275,12 +275,15 @@ class HyperCodec:
         quality: float,
         progress=False,
         refine: int = 0,
+        scales: bool = False,
     ):
         """Integer y and z of every segment ((n, M, h, w) and (n, Nz, h', w') int64 arrays);
         with ``refine`` > 0, refined per image by that many optimisation steps
-        (:mod:`aekit.apps.hyperrefine`; never a higher rate-distortion cost)."""
+        (:mod:`aekit.apps.hyperrefine`; never a higher rate-distortion cost); with ``scales``, also
+        y's scale-table indices per segment (uint8, from the same run of the integer ``h_s`` that
+        gives a mean-scale model's means)."""
         q = self._quality(quality) / 256
-        ys, zs = [], []
+        ys, zs, ks = [], [], []
         for seg in _bar(segments, progress, "encode"):
             x = torch.from_numpy(np.stack(images[seg.start : seg.start + seg.n])).float().div(255)
             if x.shape[1] != self.channels:  # grey into a colour model
@@ -291,11 +294,16 @@ class HyperCodec:
 
                 counts = (self._y_counts, self._z_counts)
                 y, z = refine_latents(self.model, counts, x, seg.shape[1:], q, refine)
+                k = self.model.scale_index(z, y.shape[-2:]) if scales else None
             else:
-                y, z = self.model.analyse(x, q)
+                y, z, k = (
+                    self.model.analyse(x, q, scales=True) if scales else (*self.model.analyse(x, q), None)
+                )
             ys.append(y.cpu().numpy())
             zs.append(z.cpu().numpy())
-        return ys, zs
+            if scales:
+                ks.append(k.cpu().numpy())
+        return (ys, zs, ks) if scales else (ys, zs)
 
     def _check_channels(self, images: list[np.ndarray], name: str) -> None:
         for i, im in enumerate(images):
@@ -320,12 +328,12 @@ class HyperCodec:
         self._check_channels(images, name)
         qint = self._quality(quality)
         segments = self._segments([im.shape for im in images])
-        ys, zs = self.symbols(images, segments, quality, progress, refine)
+        ys, zs, ks = self.symbols(images, segments, quality, progress, refine, scales=True)
         c = self.model.config
         z_all = np.concatenate([z.swapaxes(0, 1).reshape(c.hyper_channels, -1) for z in zs], 1)  # (Nz, all)
         z_all = (z_all + c.max_side).astype(np.int32)
         y_all = np.concatenate([y.ravel() for y in ys]).astype(np.int32) + c.max_symbol
-        k_all = np.concatenate([k.ravel() for k in self._scale_indices(ys, zs)])
+        k_all = np.concatenate([k.ravel() for k in ks])
         order, bounds = _by_scale(k_all)
         coder = self._coder()  # a stack: y first, z on top (the decoder needs z first)
         for k in range(SCALES):
@@ -353,13 +361,6 @@ class HyperCodec:
         stream_bytes = int(bits) // 8 + 1 if bits > 0 else 0
         estimate = len(_compact_header(self.hash, qint, len(images), runs, stream_bytes)) + 4 + stream_bytes
         return Encoded(data, max(0, len(stream) - y_only), y_only, seconds, pixels, float(estimate))
-
-    def _scale_indices(self, ys: list[np.ndarray], zs: list[np.ndarray]) -> list[np.ndarray]:
-        """The scale-table index (uint8) of every y symbol, per segment, from its z (integer arithmetic)."""
-        return [
-            self.model.scale_index(torch.from_numpy(z), y.shape[-2:]).numpy()
-            for y, z in zip(ys, zs, strict=True)
-        ]
 
     def _first_pushed(self, order, bounds, k_all, y_all, z_all) -> tuple[np.ndarray, np.ndarray]:
         """Frequencies and cumulative frequencies of the first START_SYMBOLS symbols pushed (each

@@ -309,20 +309,27 @@ class HyperpriorModel(Autoencoder):
 
     # -- inference: symbols, integer scales, tables ---------------------------------------------
 
-    def analyse(self, x: Tensor, quality: float) -> tuple[Tensor, Tensor]:
+    def analyse(self, x: Tensor, quality: float, scales: bool = False) -> tuple[Tensor, ...]:
         """Integer symbols of padded images ``x``: y (B, M, h, w) (with ``mean_scale``, of y - mean)
-        and z (B, Nz, h', w'), both int64."""
+        and z (B, Nz, h', w'), both int64; with ``scales``, also y's scale-table indices (uint8,
+        :meth:`scale_index`), from the same run of the integer ``h_s`` that gives the means."""
         g, _ = self.gains(quality)
         y = self.g_a(x) * g[:, None, None]
         z = self._side(y)
         z_int = torch.round(z).clamp(-self.config.max_side, self.config.max_side).long()
-        return self.quantise(y, z_int), z_int
+        if not (scales or self.config.mean_scale):
+            return self.quantise(y, z_int), z_int
+        k, mean = self.hyper(z_int, y.shape[-2:])
+        y_int = self.quantise(y, z_int, mean)
+        return (y_int, z_int, k) if scales else (y_int, z_int)
 
-    def quantise(self, y: Tensor, z: Tensor) -> Tensor:
+    def quantise(self, y: Tensor, z: Tensor, mean: Tensor | None = None) -> Tensor:
         """The symbols of gained latents ``y`` given integer ``z``: round(y - mean), the mean from
-        :meth:`hyper` (exact), or round(y) for a scale-only model; clipped, int64."""
+        :meth:`hyper` (exact; computed from ``z`` unless given), or round(y) for a scale-only
+        model; clipped, int64."""
         if self.config.mean_scale:
-            y = y.double() - self.hyper(z, y.shape[-2:])[1].to(y.device).double() / 2**ACT_BITS
+            mean = self.hyper(z, y.shape[-2:])[1] if mean is None else mean
+            y = y.double() - mean.to(y.device).double() / 2**ACT_BITS
         return torch.round(y).clamp(-self.config.max_symbol, self.config.max_symbol).long()
 
     @staticmethod
