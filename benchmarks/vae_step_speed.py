@@ -110,13 +110,23 @@ class Runner:
         self.rates: list[float] = []
 
 
-def aekit_runner(name, train, args, batch=128, bf16=False, compiled=False) -> Runner:
+def aekit_runner(name, train, args, batch=128, bf16=False, compiled=False, step=False, kind="vae") -> Runner:
     torch.manual_seed(0)
-    model = build_model("vae", model_settings("vae", train, args))
-    cfg = TrainConfig(epochs=1, batch_size=batch, lr=1e-3, val_fraction=0, device="cpu", cpu_bf16=bf16)
+    model = build_model(kind, model_settings(kind, train, args))
+    cfg = TrainConfig(
+        epochs=1, batch_size=batch, lr=1e-3, val_fraction=0, device="cpu", cpu_bf16=bf16, compile_step=step
+    )
     trainer = Trainer(model, cfg)
     model.train()
     setup = 0.0
+    if step:  # --compile-step: the first step compiles
+        start = time.process_time()
+        x, y = train.take(torch.arange(batch))
+        for _ in range(2):
+            trainer.train_step(Batch(x, y))
+        setup = time.process_time() - start
+        if not trainer._compiled:
+            raise SystemExit(f"{name}: the compiled step did not apply")
     if compiled:
         start = time.process_time()
         model.loss = torch.compile(model.loss)  # the instance's attribute: the trainer calls it
@@ -228,6 +238,8 @@ def main() -> None:
         "batch 512, compiled, bf16",
         "bf16 weights",
         "batch 512, bf16 weights",
+        "compile-step",
+        "compile-step, bf16",
     ]
     parser.add_argument("--variants", nargs="+", default=names, choices=names)
     parser.add_argument("--no-profile", action="store_true", help="skip the profiler's split of a step")
@@ -243,10 +255,12 @@ def main() -> None:
     def make(variant: str) -> Runner:
         parts = variant.split(", ")
         batch = int(parts[0].split()[1]) if parts[0].startswith("batch") else 128
-        bf16, compiled = "bf16" in parts, "compiled" in parts
+        bf16, compiled, step = "bf16" in parts, "compiled" in parts, "compile-step" in parts
         if "bf16 weights" in parts:
             return bf16_weights_runner(f"aekit {variant}", train, args, batch=batch)
-        return aekit_runner(f"aekit {variant}", train, args, batch=batch, bf16=bf16, compiled=compiled)
+        return aekit_runner(
+            f"aekit {variant}", train, args, batch=batch, bf16=bf16, compiled=compiled, step=step
+        )
 
     runners = [pythae_runner(train, args)] + [make(v) for v in args.variants]
     g = torch.Generator().manual_seed(0)
