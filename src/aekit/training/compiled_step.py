@@ -108,7 +108,8 @@ class CompiledStep:
             self.opt.state[p] = {"step": self.steps[i], "exp_avg": m, "exp_avg_sq": v}
         self.work = self.flat.to(torch.bfloat16) if self.bf16 else None
         self.version = self._version()
-        self.stale = False
+        self.stale = True  # the first call reads the step counter
+        self.count = 0
         self.batch_size: int | None = None  # the batch size compiled for; others take the normal step
         group = self.opt.param_groups[0]
         self.beta1, self.beta2 = group["betas"]
@@ -118,8 +119,7 @@ class CompiledStep:
         self.keys: list[str] = []
         # dynamo keeps compiled code per code object: a copy of _step's code for each instance gives
         # each its own single cache entry, so that skipping the guard checks (_stance) cannot pick
-        # another instance's graph; fallback_random: the eager step's random draws, so that a seed
-        # gives the same run either way
+        # another instance's graph
         fn = CompiledStep._step
         code = fn.__code__.replace(co_name=f"_compiled_step_{next(_INSTANCES)}")
         unique = types.FunctionType(code, fn.__globals__, code.co_name, fn.__defaults__, fn.__closure__)
@@ -188,10 +188,13 @@ class CompiledStep:
         if len(batch) != self.batch_size:
             self.stale = True  # the normal step takes this batch (its fused Adam moves no version counter)
             return None
-        if self.work is not None and (self.stale or self._version() != self.version):  # refresh the copy
-            self.work.copy_(self.flat)
+        if self.stale or self._version() != self.version:  # weights or steps moved elsewhere: catch up
+            if self.work is not None:
+                self.work.copy_(self.flat)
+            self.count = int(self.steps[0])
             self.stale = False
-        t = float(self.steps[0]) + 1
+        self.count += 1  # Adam's step counter, kept in Python too: reading the tensor costs a call
+        t = self.count
         step_size = lr / (1 - self.beta1**t)
         self.scalars.copy_(torch.tensor([lr, step_size, 1 / math.sqrt(1 - self.beta2**t)]))
         with self._stance():
