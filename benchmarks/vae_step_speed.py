@@ -221,6 +221,42 @@ def profile_split(train, args, steps: int = 30) -> None:
         print(f"| {group} | " + " | ".join(f"{v:.0%}" for v in values) + " |")
 
 
+PRODUCTS = ("aten::mm", "aten::addmm", "aten::bmm", "aoti_torch_cpu_mm_out", "aoti_torch_cpu_addmm_out")
+
+
+def op_table(runner: Runner, train, steps: int = 50, top: int = 30) -> None:
+    """Where one variant's step goes, op by op: self CPU time per step under torch.profiler (which
+    inflates small operations), by operation and input shape; inductor's kernels by name."""
+    from torch.profiler import ProfilerActivity, profile
+
+    batches = [
+        Batch(*train.take(torch.arange(i * runner.batch, (i + 1) * runner.batch))) for i in range(steps)
+    ]
+    for b in batches[:5]:
+        runner.step(b)
+    start = time.process_time()
+    for b in batches:
+        runner.step(b)
+    plain = (time.process_time() - start) / steps * 1e3
+    with profile(activities=[ProfilerActivity.CPU], record_shapes=True) as prof:
+        for b in batches:
+            runner.step(b)
+    rows = []
+    for e in prof.key_averages(group_by_input_shape=True):
+        shapes = " x ".join(str(tuple(s)) for s in e.input_shapes if s) if e.key.startswith("aten") else ""
+        rows.append((e.self_cpu_time_total / steps / 1e3, e.count / steps, e.key, shapes))
+    total = sum(r[0] for r in rows)
+    products = sum(r[0] for r in rows if r[2] in PRODUCTS)
+    kernels = sum(r[0] for r in rows if r[2].startswith("graph_") or "cpp_fused" in r[2])
+    print(f"\n{runner.name}: {plain:.2f} ms a step unprofiled, {total:.2f} ms under the profiler, of which")
+    print(f"matrix products {products:.2f} ms, inductor's fused kernels {kernels:.2f} ms, ")
+    print(f"everything else (framework, Python, other ops) {total - products - kernels:.2f} ms")
+    print("\n| ms a step | calls a step | operation | input shapes |")
+    print("|---:|---:|---|---|")
+    for ms, calls, key, shapes in sorted(rows, reverse=True)[:top]:
+        print(f"| {ms:.3f} | {calls:g} | {key[:70]} | {shapes[:60]} |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=5)
@@ -244,6 +280,11 @@ def main() -> None:
     parser.add_argument("--variants", nargs="+", default=names, choices=names)
     parser.add_argument("--no-profile", action="store_true", help="skip the profiler's split of a step")
     parser.add_argument("--products-only", action="store_true", help="only the rate of each matrix product")
+    parser.add_argument(
+        "--ops",
+        choices=names,
+        help="only the op-by-op profile of this variant's step (inductor's kernels named; a run of its own)",
+    )
     args = parser.parse_args()
     args.latent_dim, args.hidden, args.limit = 32, [256, 128], None
     torch.set_num_threads(1)
@@ -262,6 +303,12 @@ def main() -> None:
             f"aekit {variant}", train, args, batch=batch, bf16=bf16, compiled=compiled, step=step
         )
 
+    if args.ops:
+        from torch._inductor import config as inductor_config
+
+        inductor_config.cpp.enable_kernel_profile = True  # each fused kernel under its own name
+        op_table(make(args.ops), train)
+        return
     runners = [pythae_runner(train, args)] + [make(v) for v in args.variants]
     g = torch.Generator().manual_seed(0)
     for r in range(args.rounds):
