@@ -118,14 +118,12 @@ def run_model(
     trainer.fit(train)
     end = time.process_time()
     seconds = end - start
-    label = f"{name} (--cpu-bf16)" if bf16 else name
-    if fast:
-        label = f"{name} (batch {batch}, lr {lr:g}, --cpu-bf16)"
+    flags = " ".join((["--compile-step"] if step else []) + (["--cpu-bf16"] if bf16 or fast or step else []))
+    label = f"{name} ({f'batch {batch}, lr {lr:g}, ' if fast else ''}{flags})" if flags else name
     row = {"model": label, "mse": test_mse(model, test), "samples/s": len(train) * args.epochs / seconds}
     if step:
         if not trainer._compiled:
             raise SystemExit(f"{name}: --compile-step did not apply")
-        label = row["model"] = f"{name} (--compile-step --cpu-bf16)"
         row["samples/s incl. compile"] = row["samples/s"]
         row["samples/s"] = (len(train) * args.epochs - batch) / (end - first.at)
         row["compile_s"] = first.at - start  # the first step: the compile, plus one step
@@ -194,6 +192,10 @@ def main() -> None:
     parser.add_argument("--no-pythae", action="store_true")
     parser.add_argument("--pythae", nargs="*", default=list(PYTHAE), choices=PYTHAE, help="counterparts")
     parser.add_argument("--fresh", action="store_true", help="ignore the rows cached by earlier runs")
+    parser.add_argument("--cache", type=Path, default=CACHE, help=f"the rows' cache (default {CACHE})")
+    parser.add_argument(
+        "--fast-only", action="store_true", help="of aekit's models, only the --fast rows (pythae's as usual)"
+    )
     parser.add_argument(
         "--seeds", type=int, nargs="+", default=[0], help="one run per seed; summary over them"
     )
@@ -209,6 +211,9 @@ def main() -> None:
         type=float,
         metavar=("BATCH", "LR"),
         help="each aekit model also at this batch and lr under --cpu-bf16 (pythae keeps its settings)",
+    )
+    parser.add_argument(
+        "--fast-compile-step", action="store_true", help="the --fast rows with --compile-step"
     )
     args = parser.parse_args()
     args.iw_train_samples = EXTRA["iwae"]["iw_samples"]
@@ -226,7 +231,8 @@ def main() -> None:
     )
     # first-use costs (kernel set-up) are nobody's training time
     warm.fit(train.subset(torch.arange(min(2048, len(train)))))
-    cache = {} if args.fresh or not CACHE.is_file() else json.loads(CACHE.read_text())
+    cache_file = args.cache
+    cache = {} if args.fresh or not cache_file.is_file() else json.loads(cache_file.read_text())
     setting = f"{args.epochs}|{args.batch_size}|{args.lr}|{args.latent_dim}|{args.hidden}|{args.limit}"
 
     def cached(key: str, seed: int, make) -> dict | None:
@@ -236,16 +242,19 @@ def main() -> None:
             if row is None:
                 return None
             cache[full] = {**row, "seed": seed}
-            CACHE.parent.mkdir(exist_ok=True)
-            on_disk = json.loads(CACHE.read_text()) if CACHE.is_file() else {}  # other runs' rows stay
-            atomic_write_text(CACHE, json.dumps({**on_disk, full: cache[full]}, indent=1))
+            cache_file.parent.mkdir(exist_ok=True)
+            on_disk = json.loads(cache_file.read_text()) if cache_file.is_file() else {}  # others' rows stay
+            atomic_write_text(cache_file, json.dumps({**on_disk, full: cache[full]}, indent=1))
         print(f"  done: {key}, seed {seed}", flush=True)
         return cache[full]
 
     rows = [run_pca(train, test, args.latent_dim)]
     for seed in args.seeds:
         for name in args.models:
-            rows.append(cached(name, seed, lambda name=name, s=seed: run_model(name, train, test, args, s)))
+            if not args.fast_only:
+                rows.append(
+                    cached(name, seed, lambda name=name, s=seed: run_model(name, train, test, args, s))
+                )
             if args.bf16_too:
                 make = lambda name=name, s=seed: run_model(name, train, test, args, s, bf16=True)  # noqa: E731
                 rows.append(cached(f"{name} bf16", seed, make))
@@ -253,9 +262,13 @@ def main() -> None:
                 make = lambda name=name, s=seed: run_model(name, train, test, args, s, step=True)  # noqa: E731
                 rows.append(cached(f"{name} compile-step", seed, make))
             if args.fast:
-                fast = (int(args.fast[0]), args.fast[1])
-                make = lambda name=name, s=seed, f=fast: run_model(name, train, test, args, s, fast=f)  # noqa: E731
-                rows.append(cached(f"{name} fast {fast[0]} {fast[1]:g}", seed, make))
+                fast, step = (int(args.fast[0]), args.fast[1]), args.fast_compile_step
+
+                def make(name=name, s=seed, f=fast, step=step):
+                    return run_model(name, train, test, args, s, fast=f, step=step)
+
+                key = f"{name} fast {fast[0]} {fast[1]:g}" + (" compile-step" if step else "")
+                rows.append(cached(key, seed, make))
         for kind in [] if args.no_pythae else [k for k in args.pythae if k in args.models]:
             make = lambda kind=kind, s=seed: run_pythae(kind, train, test, args, s)  # noqa: E731
             if row := cached(f"pythae {kind}", seed, make):

@@ -276,6 +276,7 @@ def main() -> None:
         "batch 512, bf16 weights",
         "compile-step",
         "compile-step, bf16",
+        "batch 256, compile-step, bf16",
     ]
     parser.add_argument("--variants", nargs="+", default=names, choices=names)
     parser.add_argument("--no-profile", action="store_true", help="skip the profiler's split of a step")
