@@ -45,6 +45,9 @@ def main() -> None:
     parser.add_argument("--lrs", type=float, nargs="+", default=[1e-3, 2e-3, 3e-3, 4e-3])
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument(
+        "--compile-step", action="store_true", help="the larger batch with --compile-step (and --cpu-bf16)"
+    )
+    parser.add_argument(
         "--set", nargs="*", default=[], help="model field=value for every run (e.g. pseudo_inputs=linear)"
     )
     args = parser.parse_args()
@@ -57,7 +60,8 @@ def main() -> None:
     tag = "".join(f"|{k}={v}" for k, v in sorted(changes.items()))
 
     def key(name: str, batch: int, lr: float, bf16: bool, seed: int) -> str:
-        return f"{name}{tag}|{args.epochs}|batch {batch}|lr {lr:g}|{'bf16' if bf16 else 'fp32'}|seed {seed}"
+        precision = ("bf16 compile-step" if args.compile_step else "bf16") if bf16 else "fp32"
+        return f"{name}{tag}|{args.epochs}|batch {batch}|lr {lr:g}|{precision}|seed {seed}"
 
     for seed in args.seeds:
         for name in args.models:
@@ -77,6 +81,7 @@ def main() -> None:
                     val_fraction=0,
                     device="cpu",
                     cpu_bf16=bf16,
+                    compile_step=bf16 and args.compile_step,
                     seed=seed,
                 )
                 start = time.process_time()

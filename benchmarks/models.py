@@ -74,10 +74,31 @@ def model_settings(name: str, train, args):
     return config.model_config
 
 
+class FirstStep:
+    """A callback that notes the CPU time at the end of the first training step (with
+    ``--compile-step``, the step that compiles)."""
+
+    def __init__(self) -> None:
+        self.at: float | None = None
+
+    def on_batch_end(self, trainer, terms) -> None:
+        if self.at is None:
+            self.at = time.process_time()
+
+
 def run_model(
-    name: str, train, test, args, seed: int = 0, bf16: bool = False, fast: tuple[int, float] | None = None
+    name: str,
+    train,
+    test,
+    args,
+    seed: int = 0,
+    bf16: bool = False,
+    fast: tuple[int, float] | None = None,
+    step: bool = False,
 ) -> dict:
-    """aekit's ``name`` at the benchmark's settings; ``fast``: (batch, lr) instead, under --cpu-bf16."""
+    """aekit's ``name`` at the benchmark's settings; ``fast``: (batch, lr) instead, under --cpu-bf16;
+    ``step``: with ``--compile-step --cpu-bf16``, its speed counted after the first (compiling) step
+    and the one-off compile reported apart."""
     torch.manual_seed(seed)
     model = build_model(name, model_settings(name, train, args))
     batch, lr = fast if fast else (args.batch_size, args.lr)
@@ -87,16 +108,25 @@ def run_model(
         lr=lr,
         val_fraction=0,
         device="cpu",
-        cpu_bf16=bf16 or fast is not None,
+        cpu_bf16=bf16 or fast is not None or step,
+        compile_step=step,
         seed=seed,
     )
+    first = FirstStep()
     start = time.process_time()
-    Trainer(model, cfg).fit(train)
-    seconds = time.process_time() - start
-    label = f"{name} (--cpu-bf16)" if bf16 else name
-    if fast:
-        label = f"{name} (batch {batch}, lr {lr:g}, --cpu-bf16)"
+    trainer = Trainer(model, cfg, callbacks=[first])
+    trainer.fit(train)
+    end = time.process_time()
+    seconds = end - start
+    flags = " ".join((["--compile-step"] if step else []) + (["--cpu-bf16"] if bf16 or fast or step else []))
+    label = f"{name} ({f'batch {batch}, lr {lr:g}, ' if fast else ''}{flags})" if flags else name
     row = {"model": label, "mse": test_mse(model, test), "samples/s": len(train) * args.epochs / seconds}
+    if step:
+        if not trainer._compiled:
+            raise SystemExit(f"{name}: --compile-step did not apply")
+        row["samples/s incl. compile"] = row["samples/s"]
+        row["samples/s"] = (len(train) * args.epochs - batch) / (end - first.at)
+        row["compile_s"] = first.at - start  # the first step: the compile, plus one step
     if model.has_likelihood:
         row["nll"] = test_nll(model, test, args.iw_samples)
     if getattr(model, "generative", False):
@@ -162,16 +192,28 @@ def main() -> None:
     parser.add_argument("--no-pythae", action="store_true")
     parser.add_argument("--pythae", nargs="*", default=list(PYTHAE), choices=PYTHAE, help="counterparts")
     parser.add_argument("--fresh", action="store_true", help="ignore the rows cached by earlier runs")
+    parser.add_argument("--cache", type=Path, default=CACHE, help=f"the rows' cache (default {CACHE})")
+    parser.add_argument(
+        "--fast-only", action="store_true", help="of aekit's models, only the --fast rows (pythae's as usual)"
+    )
     parser.add_argument(
         "--seeds", type=int, nargs="+", default=[0], help="one run per seed; summary over them"
     )
     parser.add_argument("--bf16-too", action="store_true", help="each aekit model also with --cpu-bf16")
+    parser.add_argument(
+        "--compile-step-too",
+        action="store_true",
+        help="each aekit model also with --compile-step --cpu-bf16 (speed after the compiling first step)",
+    )
     parser.add_argument(
         "--fast",
         nargs=2,
         type=float,
         metavar=("BATCH", "LR"),
         help="each aekit model also at this batch and lr under --cpu-bf16 (pythae keeps its settings)",
+    )
+    parser.add_argument(
+        "--fast-compile-step", action="store_true", help="the --fast rows with --compile-step"
     )
     args = parser.parse_args()
     args.iw_train_samples = EXTRA["iwae"]["iw_samples"]
@@ -189,7 +231,8 @@ def main() -> None:
     )
     # first-use costs (kernel set-up) are nobody's training time
     warm.fit(train.subset(torch.arange(min(2048, len(train)))))
-    cache = {} if args.fresh or not CACHE.is_file() else json.loads(CACHE.read_text())
+    cache_file = args.cache
+    cache = {} if args.fresh or not cache_file.is_file() else json.loads(cache_file.read_text())
     setting = f"{args.epochs}|{args.batch_size}|{args.lr}|{args.latent_dim}|{args.hidden}|{args.limit}"
 
     def cached(key: str, seed: int, make) -> dict | None:
@@ -199,23 +242,33 @@ def main() -> None:
             if row is None:
                 return None
             cache[full] = {**row, "seed": seed}
-            CACHE.parent.mkdir(exist_ok=True)
-            on_disk = json.loads(CACHE.read_text()) if CACHE.is_file() else {}  # other runs' rows stay
-            atomic_write_text(CACHE, json.dumps({**on_disk, full: cache[full]}, indent=1))
+            cache_file.parent.mkdir(exist_ok=True)
+            on_disk = json.loads(cache_file.read_text()) if cache_file.is_file() else {}  # others' rows stay
+            atomic_write_text(cache_file, json.dumps({**on_disk, full: cache[full]}, indent=1))
         print(f"  done: {key}, seed {seed}", flush=True)
         return cache[full]
 
     rows = [run_pca(train, test, args.latent_dim)]
     for seed in args.seeds:
         for name in args.models:
-            rows.append(cached(name, seed, lambda name=name, s=seed: run_model(name, train, test, args, s)))
+            if not args.fast_only:
+                rows.append(
+                    cached(name, seed, lambda name=name, s=seed: run_model(name, train, test, args, s))
+                )
             if args.bf16_too:
                 make = lambda name=name, s=seed: run_model(name, train, test, args, s, bf16=True)  # noqa: E731
                 rows.append(cached(f"{name} bf16", seed, make))
+            if args.compile_step_too:
+                make = lambda name=name, s=seed: run_model(name, train, test, args, s, step=True)  # noqa: E731
+                rows.append(cached(f"{name} compile-step", seed, make))
             if args.fast:
-                fast = (int(args.fast[0]), args.fast[1])
-                make = lambda name=name, s=seed, f=fast: run_model(name, train, test, args, s, fast=f)  # noqa: E731
-                rows.append(cached(f"{name} fast {fast[0]} {fast[1]:g}", seed, make))
+                fast, step = (int(args.fast[0]), args.fast[1]), args.fast_compile_step
+
+                def make(name=name, s=seed, f=fast, step=step):
+                    return run_model(name, train, test, args, s, fast=f, step=step)
+
+                key = f"{name} fast {fast[0]} {fast[1]:g}" + (" compile-step" if step else "")
+                rows.append(cached(key, seed, make))
         for kind in [] if args.no_pythae else [k for k in args.pythae if k in args.models]:
             make = lambda kind=kind, s=seed: run_pythae(kind, train, test, args, s)  # noqa: E731
             if row := cached(f"pythae {kind}", seed, make):
@@ -234,9 +287,14 @@ def print_table(rows: list[dict]) -> None:
         if "nll_pythae_estimator" in r:
             nll += f" (pythae's own estimator: {r['nll_pythae_estimator']:.1f})"
         fd = f"{r['fd']:.1f}" if "fd" in r else ""
+        speed = f"{r['samples/s']:,.0f}"
+        if "compile_s" in r:
+            speed += (
+                f" ({r['samples/s incl. compile']:,.0f} with the first step's {r['compile_s']:.1f} s compile)"
+            )
         print(
             f"| {r['model']} | {r.get('seed', '')} | {r['mse']:.5f} | {r['mse'] / pca_mse:.2f}x | {nll} "
-            f"| {fd} | {r['samples/s']:,.0f} |"
+            f"| {fd} | {speed} |"
         )
 
 
@@ -257,6 +315,7 @@ def seed_summary(rows: list[dict]) -> dict[str, dict]:
             "mse": float(np.mean([r["mse"] for r in rs])),
             "fd": float(np.mean([r["fd"] for r in rs if "fd" in r])) if any("fd" in r for r in rs) else None,
             "samples/s": float(np.mean([r["samples/s"] for r in rs])),
+            "incl": float(np.mean([r.get("samples/s incl. compile", r["samples/s"]) for r in rs])),
         }
     return out
 
@@ -276,6 +335,8 @@ def print_summary(rows: list[dict]) -> None:
         if base in pythae_of and pythae_of[base] in summary:
             p = summary[pythae_of[base]]
             vs = f"{s['nll'] - p['nll']:+.2f} nats, {s['samples/s'] / p['samples/s']:.2f}x"
+            if s["incl"] != s["samples/s"]:
+                vs += f" ({s['incl'] / p['samples/s']:.2f}x with the compile)"
         nll = (
             f"{s['nll']:.2f} ± {s['nll_sd']:.2f} ({s['nll_min']:.2f}-{s['nll_max']:.2f})"
             if not np.isnan(s["nll"])

@@ -110,13 +110,23 @@ class Runner:
         self.rates: list[float] = []
 
 
-def aekit_runner(name, train, args, batch=128, bf16=False, compiled=False) -> Runner:
+def aekit_runner(name, train, args, batch=128, bf16=False, compiled=False, step=False, kind="vae") -> Runner:
     torch.manual_seed(0)
-    model = build_model("vae", model_settings("vae", train, args))
-    cfg = TrainConfig(epochs=1, batch_size=batch, lr=1e-3, val_fraction=0, device="cpu", cpu_bf16=bf16)
+    model = build_model(kind, model_settings(kind, train, args))
+    cfg = TrainConfig(
+        epochs=1, batch_size=batch, lr=1e-3, val_fraction=0, device="cpu", cpu_bf16=bf16, compile_step=step
+    )
     trainer = Trainer(model, cfg)
     model.train()
     setup = 0.0
+    if step:  # --compile-step: the first step compiles
+        start = time.process_time()
+        x, y = train.take(torch.arange(batch))
+        for _ in range(2):
+            trainer.train_step(Batch(x, y))
+        setup = time.process_time() - start
+        if not trainer._compiled:
+            raise SystemExit(f"{name}: the compiled step did not apply")
     if compiled:
         start = time.process_time()
         model.loss = torch.compile(model.loss)  # the instance's attribute: the trainer calls it
@@ -211,6 +221,42 @@ def profile_split(train, args, steps: int = 30) -> None:
         print(f"| {group} | " + " | ".join(f"{v:.0%}" for v in values) + " |")
 
 
+PRODUCTS = ("aten::mm", "aten::addmm", "aten::bmm", "aoti_torch_cpu_mm_out", "aoti_torch_cpu_addmm_out")
+
+
+def op_table(runner: Runner, train, steps: int = 50, top: int = 30) -> None:
+    """Where one variant's step goes, op by op: self CPU time per step under torch.profiler (which
+    inflates small operations), by operation and input shape; inductor's kernels by name."""
+    from torch.profiler import ProfilerActivity, profile
+
+    batches = [
+        Batch(*train.take(torch.arange(i * runner.batch, (i + 1) * runner.batch))) for i in range(steps)
+    ]
+    for b in batches[:5]:
+        runner.step(b)
+    start = time.process_time()
+    for b in batches:
+        runner.step(b)
+    plain = (time.process_time() - start) / steps * 1e3
+    with profile(activities=[ProfilerActivity.CPU], record_shapes=True) as prof:
+        for b in batches:
+            runner.step(b)
+    rows = []
+    for e in prof.key_averages(group_by_input_shape=True):
+        shapes = " x ".join(str(tuple(s)) for s in e.input_shapes if s) if e.key.startswith("aten") else ""
+        rows.append((e.self_cpu_time_total / steps / 1e3, e.count / steps, e.key, shapes))
+    total = sum(r[0] for r in rows)
+    products = sum(r[0] for r in rows if r[2] in PRODUCTS)
+    kernels = sum(r[0] for r in rows if r[2].startswith("graph_") or "cpp_fused" in r[2])
+    print(f"\n{runner.name}: {plain:.2f} ms a step unprofiled, {total:.2f} ms under the profiler, of which")
+    print(f"matrix products {products:.2f} ms, inductor's fused kernels {kernels:.2f} ms, ")
+    print(f"everything else (framework, Python, other ops) {total - products - kernels:.2f} ms")
+    print("\n| ms a step | calls a step | operation | input shapes |")
+    print("|---:|---:|---|---|")
+    for ms, calls, key, shapes in sorted(rows, reverse=True)[:top]:
+        print(f"| {ms:.3f} | {calls:g} | {key[:70]} | {shapes[:60]} |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=5)
@@ -228,10 +274,18 @@ def main() -> None:
         "batch 512, compiled, bf16",
         "bf16 weights",
         "batch 512, bf16 weights",
+        "compile-step",
+        "compile-step, bf16",
+        "batch 256, compile-step, bf16",
     ]
     parser.add_argument("--variants", nargs="+", default=names, choices=names)
     parser.add_argument("--no-profile", action="store_true", help="skip the profiler's split of a step")
     parser.add_argument("--products-only", action="store_true", help="only the rate of each matrix product")
+    parser.add_argument(
+        "--ops",
+        choices=names,
+        help="only the op-by-op profile of this variant's step (inductor's kernels named; a run of its own)",
+    )
     args = parser.parse_args()
     args.latent_dim, args.hidden, args.limit = 32, [256, 128], None
     torch.set_num_threads(1)
@@ -243,11 +297,19 @@ def main() -> None:
     def make(variant: str) -> Runner:
         parts = variant.split(", ")
         batch = int(parts[0].split()[1]) if parts[0].startswith("batch") else 128
-        bf16, compiled = "bf16" in parts, "compiled" in parts
+        bf16, compiled, step = "bf16" in parts, "compiled" in parts, "compile-step" in parts
         if "bf16 weights" in parts:
             return bf16_weights_runner(f"aekit {variant}", train, args, batch=batch)
-        return aekit_runner(f"aekit {variant}", train, args, batch=batch, bf16=bf16, compiled=compiled)
+        return aekit_runner(
+            f"aekit {variant}", train, args, batch=batch, bf16=bf16, compiled=compiled, step=step
+        )
 
+    if args.ops:
+        from torch._inductor import config as inductor_config
+
+        inductor_config.cpp.enable_kernel_profile = True  # each fused kernel under its own name
+        op_table(make(args.ops), train)
+        return
     runners = [pythae_runner(train, args)] + [make(v) for v in args.variants]
     g = torch.Generator().manual_seed(0)
     for r in range(args.rounds):

@@ -173,6 +173,11 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--cpu-bf16", action="store_true", help="bfloat16 autocast on the CPU (~2x with AVX-512 BF16)"
     )
+    p.add_argument(
+        "--compile-step",
+        action="store_true",
+        help="compile the whole training step into one graph (CPU; small models; first step compiles)",
+    )
     p.add_argument("--latent-dim", type=_count, help="size of the code")
     p.add_argument("--hidden", type=_sizes, help="hidden layer sizes, e.g. 128,64")
     p.add_argument(
@@ -256,6 +261,8 @@ def train_layers(args: argparse.Namespace) -> tuple[list[dict[str, Any]], list[s
         flags["train"]["amp"] = False
     if args.cpu_bf16:
         flags["train"]["cpu_bf16"] = True
+    if args.compile_step:
+        flags["train"]["compile_step"] = True
     notes = []
     earlier = next((m["name"] for m in (x.get("model", {}) for x in reversed(layers)) if m.get("name")), None)
     if args.noise:

@@ -42,6 +42,11 @@ class TrainConfig:
         cpu_bf16: bfloat16 autocast when training on the CPU: about 2x faster on CPUs with AVX-512
             BF16 or AMX (measured in docs/benchmarks/photo_denoise.md, PSNR held), slower on CPUs
             without them; the weights and the optimizer stay float32. Off by default.
+        compile_step: Compile the whole training step (forward, backward, Adam and, with ``cpu_bf16``,
+            the weights' bfloat16 copy) into one graph with inductor, on the CPU (see
+            :mod:`aekit.training.compiled_step`): a small model's step costs about half (measured in
+            docs/benchmarks/models.md); the first step compiles (seconds to a minute). Falls back
+            to the normal step, with a warning, where it does not apply. Off by default.
         nan_policy: ``stop`` at a non-finite loss (the last good checkpoint is kept) or ``skip`` the batch.
         log: Experiment trackers to log to: ``tensorboard`` (into ``RUN/tensorboard``), ``mlflow`` (to
             ``$MLFLOW_TRACKING_URI``, else ``./mlruns``); see :mod:`aekit.training.tracking`.
@@ -60,6 +65,7 @@ class TrainConfig:
     device: str = "auto"
     amp: bool = True
     cpu_bf16: bool = False
+    compile_step: bool = False
     nan_policy: str = "stop"
     log: tuple[str, ...] = ()
 

@@ -113,7 +113,11 @@ class TCVAE(VAE):
         out = self.logits(z, batch.y)
         rec = -self._log_px(batch.x, out).mean()
         log_w = self.pair_log_weights(len(z))
-        split = kl_decomposition(z, mu, logvar, None if log_w is None else log_w.to(z.device))
+        # in float32 even under bfloat16 autocast: the log-sum-exps over the batch's pairwise densities
+        # (values of -10 to -1000, where bfloat16 is 0.06 to 4 apart) need it; a no-op in float32
+        split = kl_decomposition(
+            z.float(), mu.float(), logvar.float(), None if log_w is None else log_w.to(z.device)
+        )
         parts = {k: v.mean() for k, v in split.items()}
         warm = self.beta_now() / c.beta if c.beta > 0 else 1.0  # the KL warm-up ramp, 0 -> 1
         penalty = c.alpha * parts["mi"] + c.tc_beta * parts["tc"] + c.gamma * parts["dim_kl"]

@@ -120,9 +120,13 @@ class VAE(Autoencoder):
         override it (``z`` is the posterior draw, for a one-sample estimate). Shape: (B, D) -> (B,)."""
         return kl_normal(mu, logvar).flatten(1).sum(1)
 
-    def beta_now(self) -> float:
+    def beta_now(self) -> float | Tensor:
         warm = self.config.kl_warmup_steps
-        return self.config.beta * (min(1.0, float(self.steps) / warm) if warm > 0 else 1.0)
+        if warm <= 0:
+            return self.config.beta
+        if torch.compiler.is_compiling():  # a compiled training step: the ramp as a tensor, no graph break
+            return self.config.beta * (self.steps / warm).clamp(max=1.0)
+        return self.config.beta * min(1.0, float(self.steps) / warm)
 
     def loss(self, batch: Batch, phase: str = "main") -> dict[str, Tensor]:
         mu, logvar = self.posterior(batch.x, batch.y)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from collections.abc import Sequence
 from contextlib import nullcontext
 from typing import Any
@@ -138,6 +139,7 @@ class Trainer:
         self.history: list[dict[str, float]] = []
         self.should_stop = False
         self.batches_per_epoch = 0
+        self._compiled: Any = None  # config.compile_step: the compiled step, False when it does not apply
 
     # --- the loop ---------------------------------------------------------------------------------
 
@@ -186,6 +188,8 @@ class Trainer:
 
     def train_step(self, batch: Batch) -> dict[str, float] | None:
         """One optimizer step a phase; returns the terms as floats, or None for a skipped batch."""
+        if self.config.compile_step and (compiled := self._compiled_step(batch)) is not None:
+            return compiled
         out: dict[str, float] = {}
         for phase, opt in self.optimizers.items():
             with self._autocast():
@@ -205,15 +209,8 @@ class Trainer:
                 if self.config.nan_policy == "skip":
                     opt.zero_grad(set_to_none=True)
                     return None
-                raise TrainingError(
-                    f"the {phase} loss became {values['loss']:g} at epoch {self.epoch + 1}, "
-                    f"step {self.step + 1}; training stopped (the last good checkpoint is kept)",
-                    advice="Try a lower lr, a grad_clip, or nan_policy='skip'",
-                )
-            if self.config.schedule in ("cosine", "onecycle"):
-                progress = (self.step + 1) / max(1, self.config.epochs * self.batches_per_epoch)
-                for group in opt.param_groups:
-                    group["lr"] = self.config.lr * lr_factor(self.config.schedule, min(progress, 1.0))
+                raise self._non_finite(phase, values["loss"])
+            self._set_lr(opt)
             opt.zero_grad(set_to_none=True)
             self.scaler.scale(loss).backward()
             if self.config.grad_clip > 0:
@@ -225,6 +222,50 @@ class Trainer:
             out |= {prefix + k: v for k, v in values.items()}
         self.step += 1
         return out
+
+    def _non_finite(self, phase: str, loss: float) -> TrainingError:
+        return TrainingError(
+            f"the {phase} loss became {loss:g} at epoch {self.epoch + 1}, "
+            f"step {self.step + 1}; training stopped (the last good checkpoint is kept)",
+            advice="Try a lower lr, a grad_clip, or nan_policy='skip'",
+        )
+
+    def _set_lr(self, opt: torch.optim.Optimizer) -> None:
+        """The per-step schedules (cosine, onecycle) set the learning rate before each step."""
+        if self.config.schedule in ("cosine", "onecycle"):
+            progress = (self.step + 1) / max(1, self.config.epochs * self.batches_per_epoch)
+            for group in opt.param_groups:
+                group["lr"] = self.config.lr * lr_factor(self.config.schedule, min(progress, 1.0))
+
+    def _compiled_step(self, batch: Batch) -> dict[str, float] | None:
+        """``config.compile_step``: the step as one compiled graph (:mod:`aekit.training.compiled_step`);
+        None when the normal step must take this batch (it does not apply, or a batch of another size)."""
+        from aekit.training import compiled_step
+
+        if self._compiled is None:
+            self._compiled, why = compiled_step.build(self)
+            if why is not None:
+                warnings.warn(f"compile_step: not used ({why}); the normal step runs", stacklevel=3)
+                self._compiled = False
+        if not self._compiled:
+            return None
+        opt = self.optimizers["main"]
+        self._set_lr(opt)
+        try:
+            values = self._compiled(batch, opt.param_groups[0]["lr"])
+        except Exception as e:  # the first call compiles: no compiler, or a loss dynamo cannot trace
+            if self._compiled.keys:  # it ran before: a real error of the step
+                raise
+            first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+            warnings.warn(f"compile_step: not used ({first[:200]}); the normal step runs", stacklevel=3)
+            self._compiled = False
+            return None
+        if values is None:
+            return None
+        if not math.isfinite(values["loss"]):
+            raise self._non_finite("main", values["loss"])
+        self.step += 1
+        return values
 
     @torch.no_grad()
     def evaluate(self, data: ArrayDataset) -> dict[str, float]:
