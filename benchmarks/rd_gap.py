@@ -30,7 +30,7 @@ def split_bits(codec: HyperCodec, images: list[np.ndarray], quality: float) -> d
     ys, zs = codec.symbols(images, segments, quality)
     out = {"z": 0.0, "y image": 0.0, "y padding": 0.0}
     for y, z, seg in zip(ys, zs, segments, strict=True):
-        k = codec.model.scale_index(torch.from_numpy(z), y.shape[-2:]).numpy()
+        k = codec.model.scale_index(torch.from_numpy(z), y.shape[-2:], torch.from_numpy(y)).numpy()
         bits = -np.log2(codec._y_counts[k, y + c.max_symbol] / total)  # (n, M, h, w)
         h, w = seg.shape[1:]
         inside = np.zeros(bits.shape[-2:], bool)
