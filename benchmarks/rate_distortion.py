@@ -390,6 +390,12 @@ FASHION_MODELS = {  # --fashion-models name: rd_models.fashion_codec's options
     "mean-scale": {"mean_scale": True},
     "mean-scale-lp": {"mean_scale": True, "latent_padding": True},
     "checkerboard": {"mean_scale": True, "latent_padding": True, "checkerboard": True},
+    "checkerboard-z8": {
+        "mean_scale": True,
+        "latent_padding": True,
+        "checkerboard": True,
+        "hyper_channels": 8,
+    },
 }
 
 
@@ -457,7 +463,8 @@ def main() -> None:
         type=_model_name,
         default=["scale"],
         help="Fashion: the hyperprior models measured: scale, mean-scale, mean-scale-lp (latent_padding), "
-        "checkerboard (mean-scale-lp + the checkerboard context); NAME:EPOCHS for another training length",
+        "checkerboard (mean-scale-lp + checkerboard context), checkerboard-z8 (with 8 z channels, not 16); "
+        "NAME:EPOCHS for another training length",
     )
     parser.add_argument("--photo-patches", type=int, default=16000)
     parser.add_argument("--v1-lambdas", type=float, nargs="*", default=[0.003, 0.01, 0.03], help="none: skip")

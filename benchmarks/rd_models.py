@@ -39,6 +39,7 @@ FASHION = {
 FASHION_MS = {**FASHION, "mean_scale": True}  # the same, h_s predicting a mean as well as a scale
 FASHION_MS_LP = {**FASHION_MS, "latent_padding": True}  # ... and a 7x7 y for 28x28 (no padded latents)
 FASHION_CB = {**FASHION_MS_LP, "checkerboard": True}  # ... and a checkerboard context model
+FASHION_CB_Z8 = {**FASHION_CB, "hyper_channels": 8}  # ... with half the side information's channels
 # many small steps (batch 16) rather than few large ones: what a one-thread CPU budget buys
 FASHION_TRAIN = {"batch_size": 16, "lr": 1e-3, "grad_clip": 1.0, "nan_policy": "skip"}
 PHOTOS = {
@@ -94,16 +95,22 @@ def fashion_codec(
     mean_scale: bool = False,
     latent_padding: bool = False,
     checkerboard: bool = False,
+    hyper_channels: int = 16,
 ) -> HyperCodec:
     """The Fashion-MNIST model: ``epochs`` x 3,750 steps of 16 training images (``mean_scale``: the
     mean-and-scale variant, ``latent_padding`` too: with latent padding, ``checkerboard`` too: with
-    the checkerboard context; each its own run directory). More than 12 epochs: continued from the
-    longest shorter run of the same settings (a warm restart of the schedule), if there is one."""
+    the checkerboard context, ``hyper_channels`` 8 too: a smaller z; each its own run directory).
+    More than 12 epochs: continued from the longest shorter run of the same settings (a warm
+    restart of the schedule), if there is one."""
     name, settings = ("fashion-ms", FASHION_MS) if mean_scale else ("fashion", FASHION)
     if latent_padding:
         name, settings = "fashion-ms-lp", FASHION_MS_LP
+    if hyper_channels not in (16, 8) or (hyper_channels == 8 and not checkerboard):
+        raise ValueError(f"hyper_channels {hyper_channels}: the benchmark has 16, and 8 with checkerboard")
     if checkerboard:
-        name, settings = "fashion-cb", FASHION_CB
+        name, settings = (
+            ("fashion-cb-z8", FASHION_CB_Z8) if hyper_channels == 8 else ("fashion-cb", FASHION_CB)
+        )
     pattern = f"hyperprior-{name}-b16-{{}}"
     _extend(out / pattern.format(epochs), pattern, epochs)  # more epochs: continue a shorter run
     return _train_checkpointed(out / pattern.format(epochs), "fashion-mnist", settings, epochs, FASHION_TRAIN)
@@ -139,7 +146,7 @@ if __name__ == "__main__":
         "which",
         nargs="*",
         default=["fashion", "photos"],
-        help="fashion, fashion-ms, fashion-ms-lp, fashion-cb, photos",
+        help="fashion, fashion-ms, fashion-ms-lp, fashion-cb, fashion-cb-z8, photos",
     )
     parser.add_argument("--photo-epochs", type=int, default=12, help="epochs of 2,000 steps (default 12)")
     parser.add_argument(
@@ -158,5 +165,9 @@ if __name__ == "__main__":
         fashion_codec(args.fashion_epochs, mean_scale=True, latent_padding=True)
     if "fashion-cb" in args.which:
         fashion_codec(args.fashion_epochs, mean_scale=True, latent_padding=True, checkerboard=True)
+    if "fashion-cb-z8" in args.which:
+        fashion_codec(
+            args.fashion_epochs, mean_scale=True, latent_padding=True, checkerboard=True, hyper_channels=8
+        )
     if "photos" in args.which:
         photo_codec(args.photo_epochs)
