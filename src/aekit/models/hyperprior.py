@@ -473,7 +473,7 @@ class HyperpriorModel(Autoencoder):
             top = self.config.max_symbol << ACT_BITS
             mean, a = a.chunk(2, 1)
             mean = mean.clamp(-top, top).long().to(device)
-        k = torch.div(a - LOG0, STEP, rounding_mode="floor")  # a: log-scale in 1/256 nat
+        k = torch.floor((a - LOG0).mul_(1 / STEP))  # a: log-scale in 1/256 nat; STEP a power of 2: exact
         return k.clamp_(0, SCALES - 1).to(torch.uint8).to(device), mean
 
     def with_context(self, raw: Tensor, symbols: Tensor, mean: Tensor | None = None) -> Tensor:
@@ -488,7 +488,9 @@ class HyperpriorModel(Autoencoder):
             parts = zip(raw.split(128), symbols.split(128), mean.split(128), strict=True)
             return torch.cat([self.with_context(r, s, m) for r, s, m in parts])
         b, m, h, w = symbols.shape
-        values = (symbols.cpu().double() * 2**ACT_BITS + mean.cpu().double()) * anchors(h, w)
+        # the anchors' values (the taps below read no other position: a non-anchor's four
+        # direct neighbours are all anchors or outside)
+        values = symbols.cpu().double().mul_(2**ACT_BITS).add_(mean.cpu())
         others = (~anchors(h, w)).flatten().nonzero().squeeze(1)
         pad = F.pad(values, (1, 1, 1, 1)).permute(0, 2, 3, 1)  # (B, h+2, w+2, M): channels last
         rows = torch.cat(
