@@ -36,6 +36,7 @@ from cached_run import train_or_reuse  # benchmarks/cached_run.py
 from PIL import Image, features
 
 from aekit.apps.codec import Codec
+from aekit.apps.hypercodec import HyperCodec
 from aekit.data.sources import load_dataset
 from aekit.evaluation.metrics import ssim
 
@@ -396,6 +397,9 @@ FASHION_MODELS = {  # --fashion-models name: rd_models.fashion_codec's options
         "checkerboard": True,
         "hyper_channels": 8,
     },
+    # the checkerboard model trained by the context's first training (a straight-through gradient
+    # into the anchors; commit 4914966): measured, never retrained
+    "checkerboard-v1": {"run": "hyperprior-fashion-cb-b16-12"},
 }
 
 
@@ -420,6 +424,8 @@ def fashion_label(value: str) -> str:
 
 def fashion_model(value: str, args):
     name, _, epochs = value.partition(":")
+    if "run" in FASHION_MODELS[name]:
+        return HyperCodec.load(Path(args.out) / FASHION_MODELS[name]["run"])
     return rd_models.fashion_codec(int(epochs or args.fashion_epochs), Path(args.out), **FASHION_MODELS[name])
 
 

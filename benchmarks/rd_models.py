@@ -39,6 +39,7 @@ FASHION = {
 FASHION_MS = {**FASHION, "mean_scale": True}  # the same, h_s predicting a mean as well as a scale
 FASHION_MS_LP = {**FASHION_MS, "latent_padding": True}  # ... and a 7x7 y for 28x28 (no padded latents)
 FASHION_CB = {**FASHION_MS_LP, "checkerboard": True}  # ... and a checkerboard context model
+# (runs "fashion-cb2": "fashion-cb-b16-12" was trained by the context's first training, commit 4914966)
 FASHION_CB_Z8 = {**FASHION_CB, "hyper_channels": 8}  # ... with half the side information's channels
 # many small steps (batch 16) rather than few large ones: what a one-thread CPU budget buys
 FASHION_TRAIN = {"batch_size": 16, "lr": 1e-3, "grad_clip": 1.0, "nan_policy": "skip"}
@@ -109,7 +110,7 @@ def fashion_codec(
         raise ValueError(f"hyper_channels {hyper_channels}: the benchmark has 16, and 8 with checkerboard")
     if checkerboard:
         name, settings = (
-            ("fashion-cb-z8", FASHION_CB_Z8) if hyper_channels == 8 else ("fashion-cb", FASHION_CB)
+            ("fashion-cb2-z8", FASHION_CB_Z8) if hyper_channels == 8 else ("fashion-cb2", FASHION_CB)
         )
     pattern = f"hyperprior-{name}-b16-{{}}"
     _extend(out / pattern.format(epochs), pattern, epochs)  # more epochs: continue a shorter run
@@ -146,7 +147,7 @@ if __name__ == "__main__":
         "which",
         nargs="*",
         default=["fashion", "photos"],
-        help="fashion, fashion-ms, fashion-ms-lp, fashion-cb, fashion-cb-z8, photos",
+        help="fashion, fashion-ms, fashion-ms-lp, fashion-cb, fashion-cb-z8 (runs fashion-cb2*), photos",
     )
     parser.add_argument("--photo-epochs", type=int, default=12, help="epochs of 2,000 steps (default 12)")
     parser.add_argument(
