@@ -391,6 +391,7 @@ FASHION_MODELS = {  # --fashion-models name: rd_models.fashion_codec's options
     "mean-scale": {"mean_scale": True},
     "mean-scale-lp": {"mean_scale": True, "latent_padding": True},
     "checkerboard": {"mean_scale": True, "latent_padding": True, "checkerboard": True},
+    "mean-scale-lp-z8": {"mean_scale": True, "latent_padding": True, "hyper_channels": 8},
     "checkerboard-z8": {
         "mean_scale": True,
         "latent_padding": True,
@@ -469,7 +470,8 @@ def main() -> None:
         type=_model_name,
         default=["scale"],
         help="Fashion: the hyperprior models measured: scale, mean-scale, mean-scale-lp (latent_padding), "
-        "checkerboard (mean-scale-lp + checkerboard context), checkerboard-z8 (with 8 z channels, not 16); "
+        "checkerboard (mean-scale-lp + checkerboard context), checkerboard-v1, mean-scale-lp-z8 and "
+        "checkerboard-z8 (8 z channels, not 16); "
         "NAME:EPOCHS for another training length",
     )
     parser.add_argument("--photo-patches", type=int, default=16000)
