@@ -36,6 +36,7 @@ from cached_run import train_or_reuse  # benchmarks/cached_run.py
 from PIL import Image, features
 
 from aekit.apps.codec import Codec
+from aekit.apps.hypercodec import HyperCodec
 from aekit.data.sources import load_dataset
 from aekit.evaluation.metrics import ssim
 
@@ -370,15 +371,7 @@ def fashion(args) -> list[dict]:
     if args.only in ("all", "hyperprior"):
         print("Fashion-MNIST: aekit hyperprior", flush=True)
         models = list(dict.fromkeys(args.fashion_models + (["mean-scale"] if args.mean_scale else [])))
-        codecs = [
-            (
-                "aekit hyperprior" + ("" if name == "scale" else f" {name}"),
-                rd_models.fashion_codec(
-                    args.fashion_epochs, Path(args.out), name != "scale", name == "mean-scale-lp"
-                ),
-            )
-            for name in models
-        ]
+        codecs = [(fashion_label(name), fashion_model(name, args)) for name in models]
         for name, codec in codecs:
             rows += hyperprior_rows(codec, list(images), True, args.per_image, True, name=name)
             if args.refine:
@@ -391,6 +384,50 @@ def fashion(args) -> list[dict]:
         print("Fashion-MNIST: baselines", flush=True)
         rows += baseline_rows(images, args.per_image, True)
     return rows
+
+
+FASHION_MODELS = {  # --fashion-models name: rd_models.fashion_codec's options
+    "scale": {},
+    "mean-scale": {"mean_scale": True},
+    "mean-scale-lp": {"mean_scale": True, "latent_padding": True},
+    "checkerboard": {"mean_scale": True, "latent_padding": True, "checkerboard": True},
+    "mean-scale-lp-z8": {"mean_scale": True, "latent_padding": True, "hyper_channels": 8},
+    "checkerboard-z8": {
+        "mean_scale": True,
+        "latent_padding": True,
+        "checkerboard": True,
+        "hyper_channels": 8,
+    },
+    # the checkerboard model trained by the context's first training (a straight-through gradient
+    # into the anchors; commit 4914966): measured, never retrained
+    "checkerboard-v1": {"run": "hyperprior-fashion-cb-b16-12"},
+}
+
+
+def _model_name(value: str) -> str:
+    """A --fashion-models entry: a name of FASHION_MODELS, optionally with ``:EPOCHS``."""
+    name, _, epochs = value.partition(":")
+    if name not in FASHION_MODELS or (epochs and not (epochs.isdigit() and int(epochs) > 0)):
+        raise argparse.ArgumentTypeError(
+            f"{value!r}: expected one of {', '.join(FASHION_MODELS)}, optionally with :EPOCHS (e.g. scale:24)"
+        )
+    return value
+
+
+def fashion_label(value: str) -> str:
+    name, _, epochs = value.partition(":")
+    return (
+        "aekit hyperprior"
+        + ("" if name == "scale" else f" {name}")
+        + (f" ({epochs} epochs)" if epochs else "")
+    )
+
+
+def fashion_model(value: str, args):
+    name, _, epochs = value.partition(":")
+    if "run" in FASHION_MODELS[name]:
+        return HyperCodec.load(Path(args.out) / FASHION_MODELS[name]["run"])
+    return rd_models.fashion_codec(int(epochs or args.fashion_epochs), Path(args.out), **FASHION_MODELS[name])
 
 
 def photo_part(args) -> list[dict]:
@@ -430,14 +467,18 @@ def main() -> None:
     parser.add_argument(
         "--fashion-models",
         nargs="+",
-        choices=("scale", "mean-scale", "mean-scale-lp"),
+        type=_model_name,
         default=["scale"],
-        help="Fashion: the hyperprior models measured (mean-scale-lp: with latent_padding)",
+        help="Fashion: the hyperprior models measured: scale, mean-scale, mean-scale-lp (latent_padding), "
+        "checkerboard (mean-scale-lp + checkerboard context), checkerboard-v1, mean-scale-lp-z8 and "
+        "checkerboard-z8 (8 z channels, not 16); "
+        "NAME:EPOCHS for another training length",
     )
     parser.add_argument("--photo-patches", type=int, default=16000)
     parser.add_argument("--v1-lambdas", type=float, nargs="*", default=[0.003, 0.01, 0.03], help="none: skip")
     parser.add_argument("--v1-epochs", type=int, default=3)
-    parser.add_argument("--out", default=str(Path(__file__).parent / "results"))
+    parser.add_argument("--out", default=str(Path(__file__).parent / "results"), help="the trained models")
+    parser.add_argument("--results", help="where rd_*.json and the plots go (default: --out)")
     parser.add_argument(
         "--only",
         choices=("all", "hyperprior", "others"),
@@ -447,7 +488,7 @@ def main() -> None:
     )
     args = parser.parse_args()
     torch.set_num_threads(1)  # a shared CPU: two threads thrash
-    out = Path(args.out)
+    out = Path(args.results or args.out)
     out.mkdir(parents=True, exist_ok=True)
     parts = ["fashion", "photos"] if args.part == "all" else [args.part]
     for part in parts:

@@ -38,6 +38,8 @@ FASHION = {
 }
 FASHION_MS = {**FASHION, "mean_scale": True}  # the same, h_s predicting a mean as well as a scale
 FASHION_MS_LP = {**FASHION_MS, "latent_padding": True}  # ... and a 7x7 y for 28x28 (no padded latents)
+FASHION_CB = {**FASHION_MS_LP, "checkerboard": True}  # ... and a checkerboard context model
+# (runs "fashion-cb2": "fashion-cb-b16-12" was trained by the context's first training, commit 4914966)
 # many small steps (batch 16) rather than few large ones: what a one-thread CPU budget buys
 FASHION_TRAIN = {"batch_size": 16, "lr": 1e-3, "grad_clip": 1.0, "nan_policy": "skip"}
 PHOTOS = {
@@ -88,16 +90,30 @@ def _extend(run_dir: Path, pattern: str, epochs: int) -> None:
 
 
 def fashion_codec(
-    epochs: int = 12, out: Path = RESULTS, mean_scale: bool = False, latent_padding: bool = False
+    epochs: int = 12,
+    out: Path = RESULTS,
+    mean_scale: bool = False,
+    latent_padding: bool = False,
+    checkerboard: bool = False,
+    hyper_channels: int = 16,
 ) -> HyperCodec:
     """The Fashion-MNIST model: ``epochs`` x 3,750 steps of 16 training images (``mean_scale``: the
-    mean-and-scale variant, ``latent_padding`` too: with latent padding; each its own run directory)."""
+    mean-and-scale variant, ``latent_padding`` too: with latent padding, ``checkerboard`` too: with
+    the checkerboard context, ``hyper_channels`` 8 too: a smaller z; each its own run directory).
+    More than 12 epochs: continued from the longest shorter run of the same settings (a warm
+    restart of the schedule), if there is one."""
     name, settings = ("fashion-ms", FASHION_MS) if mean_scale else ("fashion", FASHION)
     if latent_padding:
         name, settings = "fashion-ms-lp", FASHION_MS_LP
-    return _train_checkpointed(
-        out / f"hyperprior-{name}-b16-{epochs}", "fashion-mnist", settings, epochs, FASHION_TRAIN
-    )
+    if checkerboard:
+        name, settings = "fashion-cb2", FASHION_CB
+    if hyper_channels != 16:  # a smaller z (8: half the side information's channels)
+        if not latent_padding:
+            raise ValueError(f"hyper_channels {hyper_channels}: only with latent_padding in this benchmark")
+        name, settings = f"{name}-z{hyper_channels}", {**settings, "hyper_channels": hyper_channels}
+    pattern = f"hyperprior-{name}-b16-{{}}"
+    _extend(out / pattern.format(epochs), pattern, epochs)  # more epochs: continue a shorter run
+    return _train_checkpointed(out / pattern.format(epochs), "fashion-mnist", settings, epochs, FASHION_TRAIN)
 
 
 def photo_patches(n: int, size: int = 64, seed: int = 0) -> np.ndarray:
@@ -127,16 +143,34 @@ def photo_codec(epochs: int = 12, n: int = 16000, out: Path = RESULTS) -> HyperC
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
-        "which", nargs="*", default=["fashion", "photos"], help="fashion, fashion-ms, fashion-ms-lp, photos"
+        "which",
+        nargs="*",
+        default=["fashion", "photos"],
+        help="fashion, fashion-ms, fashion-ms-lp, fashion-ms-lp-z8, fashion-cb, fashion-cb-z8 "
+        "(runs fashion-cb2*), photos",
     )
     parser.add_argument("--photo-epochs", type=int, default=12, help="epochs of 2,000 steps (default 12)")
+    parser.add_argument(
+        "--fashion-epochs",
+        type=int,
+        default=12,
+        help="epochs of 3,750 steps (default 12; more: continues the 12)",
+    )
     args = parser.parse_args()
     torch.set_num_threads(1)  # on a shared CPU, two threads thrash (measured: 9x slower per batch)
     if "fashion" in args.which:
-        fashion_codec()
+        fashion_codec(args.fashion_epochs)
     if "fashion-ms" in args.which:
-        fashion_codec(mean_scale=True)
+        fashion_codec(args.fashion_epochs, mean_scale=True)
     if "fashion-ms-lp" in args.which:
-        fashion_codec(mean_scale=True, latent_padding=True)
+        fashion_codec(args.fashion_epochs, mean_scale=True, latent_padding=True)
+    if "fashion-cb" in args.which:
+        fashion_codec(args.fashion_epochs, mean_scale=True, latent_padding=True, checkerboard=True)
+    if "fashion-ms-lp-z8" in args.which:
+        fashion_codec(args.fashion_epochs, mean_scale=True, latent_padding=True, hyper_channels=8)
+    if "fashion-cb-z8" in args.which:
+        fashion_codec(
+            args.fashion_epochs, mean_scale=True, latent_padding=True, checkerboard=True, hyper_channels=8
+        )
     if "photos" in args.which:
         photo_codec(args.photo_epochs)

@@ -17,6 +17,7 @@ from aekit.apps.codec import CodecError, load_codec
 from aekit.apps.hypercodec import PREFIX, HyperCodec, coded_counts, varint
 from aekit.cli import main
 from aekit.data.batches import Batch
+from aekit.errors import ConfigError
 from aekit.models.hyperprior import HyperpriorConfig, HyperpriorModel, _int_conv
 
 TINY = ["channels=8", "latent_channels=8", "hyper_channels=4", "levels=1", "hyper_levels=1"]
@@ -470,8 +471,9 @@ def test_runs_without_mean_scale_are_the_scale_model_as_before(hp_run, codec, di
     assert torch.allclose(got, want)
 
 
-def untrained_run(path, **options) -> HyperCodec:
-    """A run directory of an untrained (random, finalised) tiny hyperprior with these options."""
+def untrained_run(path, context: float = 0.0, **options) -> HyperCodec:
+    """A run directory of an untrained (random, finalised) tiny hyperprior with these options;
+    ``context`` > 0: a checkerboard context's last layer drawn with that spread (it starts at zero)."""
     from aekit.config import resolve
     from aekit.models import build_model
     from aekit.training.checkpoint import save_weights, write_config
@@ -480,6 +482,10 @@ def untrained_run(path, **options) -> HyperCodec:
     settings = {"name": "hyperprior", **dict(kv.split("=") for kv in TINY[:-1]), **options}
     config = resolve([{"model": settings}], input_shape=(1, 28, 28))
     model = build_model("hyperprior", config.model_config)
+    if context:
+        with torch.no_grad():
+            model.context[2].weight.normal_(0, context)
+            model.context[2].bias.normal_(0, context)
     model.finalize()
     write_config(path, config, {"shape": [1, 28, 28]})
     save_weights(path, model)
@@ -507,3 +513,143 @@ def test_latent_padding_codes_the_images_own_latents_exactly(tmp_path, digits, m
     loss = codec.model.train().loss(Batch(x))["loss"]  # trains: a finite loss whose gradient reaches h_s
     loss.backward()
     assert torch.isfinite(loss) and codec.model.h_s[-1].weight.grad.abs().sum() > 0
+
+
+# -- the checkerboard context model ---------------------------------------------------------------
+
+CB = {"levels": 2, "hyper_levels": 2, "mean_scale": True, "latent_padding": True, "checkerboard": True}
+
+
+@pytest.fixture(scope="module")
+def cb_codec(tmp_path_factory):
+    return untrained_run(tmp_path_factory.mktemp("runs") / "cb", context=0.3, **CB)
+
+
+def thin_images() -> list[np.ndarray]:
+    """Odd sizes down to a 1x1 latent, 1xN and Nx1 latents (stride 4: 2x30 -> y 1x8)."""
+    rng = np.random.default_rng(1)
+    return [
+        *odd_images(),
+        *(rng.integers(0, 256, (1, h, w), dtype=np.uint8) for h, w in [(2, 30), (29, 3), (4, 4)]),
+    ]
+
+
+def test_checkerboard_round_trip_is_exact_repeatable_and_within_the_estimate(cb_codec, digits):
+    codec = cb_codec
+    assert codec._latent_sizes(2, 30)[0] == (1, 8) and codec._latent_sizes(29, 3)[0] == (8, 1)
+    images = [*thin_images(), *digits[:20]]
+    for quality in (1, 2.5, 4):
+        data = codec.compress(images, quality)
+        out = codec.decompress(data)
+        assert [o.shape for o in out] == [im.shape for im in images]
+        assert all(
+            np.array_equal(a, b) for a, b in zip(out, codec._reconstruct(images, quality), strict=True)
+        )
+        again = HyperCodec.load(codec.run.path).decompress(data)  # a fresh load: the same images
+        assert all(np.array_equal(a, b) for a, b in zip(out, again, strict=True))
+        assert codec.compress(images, quality) == data
+        for im in images[:8]:  # one image a file, the 1x1 latent included
+            one = codec.decompress(codec.compress([im], quality))[0]
+            assert one.shape == im.shape
+    for quality in (1, 4):
+        enc = codec.encode(digits, quality)
+        assert abs(len(enc.data) / enc.estimated_bytes - 1) < 0.01
+    sizes = [(len(e.data), e.estimated_bytes) for e in (codec.encode([d], 2) for d in digits[:40])]
+    assert abs(sum(a for a, _ in sizes) / sum(b for _, b in sizes) - 1) < 0.01
+
+
+def test_checkerboard_context_changes_only_the_non_anchors_exactly(cb_codec, digits):
+    from aekit.models.hyperprior import anchors
+
+    model = cb_codec.model
+    assert anchors(3, 3).tolist() == [[False, True, False], [True, False, True], [False, True, False]]
+    x = torch.from_numpy(digits[:9]).float().div(255)
+    y, z = model.analyse(x, 3)
+    k0, m0 = model.hyper(z, y.shape[-2:])  # the hyperprior alone
+    k1, m1 = model.hyper(z, y.shape[-2:], y)  # with the anchors' context
+    a = anchors(7, 7)
+    assert torch.equal(m0[..., a], m1[..., a]) and torch.equal(k0[..., a], k1[..., a])
+    assert (m0[..., ~a] != m1[..., ~a]).float().mean() > 0.5  # the context moves the other means
+    # the non-anchors' symbols do not enter: only the anchors are context
+    other = y.clone()
+    other[..., ~a] += 7
+    assert torch.equal(model.hyper(z, y.shape[-2:], other)[1], m1)
+    # exact whatever the batching; the integer context is the float one on its grid
+    parts = [model.hyper(z[i : i + 1], y.shape[-2:], y[i : i + 1]) for i in range(len(z))]
+    assert torch.equal(m1, torch.cat([p[1] for p in parts])) and torch.equal(
+        k1, torch.cat([p[0] for p in parts])
+    )
+    with torch.no_grad():
+        float_mean, _ = model._entropy_params(z.float(), model.values(y, m0))
+    assert (float_mean[..., ~a] - m1[..., ~a] / 256).abs().max() < 0.05
+    # the decoder's symbols are round(y - mean) with the context's mean
+    g, _ = model.gains(3)
+    with torch.no_grad():
+        gained = model.g_a(x) * g[:, None, None]
+    assert torch.equal(y, model.quantise(gained, z, m1))
+
+
+def test_checkerboard_damaged_files_are_refused_or_decode(cb_codec, digits):
+    import struct
+    import zlib
+
+    data = cb_codec.compress(digits[:20], 3)
+    with pytest.raises(CodecError, match=r"^c\.aek: .* bytes but the header announces"):
+        cb_codec.decompress(data[:-2], name="c.aek")
+    flipped = bytearray(data)
+    flipped[-5] ^= 0x21
+    with pytest.raises(CodecError, match=r"^c\.aek: checksum mismatch"):
+        cb_codec.decompress(bytes(flipped), name="c.aek")
+    # a damaged stream under a recomputed checksum: a clear error or some valid images, never a crash
+    _, _, start = cb_codec.read_header(data)
+    for at in (start, start + 3, len(data) - 30, len(data) - 1):
+        bad = bytearray(data)
+        bad[at] ^= 0x5A
+        crc = zlib.crc32(bytes(bad[start:]), zlib.crc32(bytes(bad[: start - 4])))
+        bad[start - 4 : start] = struct.pack("<I", crc)
+        try:
+            out = cb_codec.decompress(bytes(bad), name="c.aek")
+        except CodecError as e:
+            assert str(e).startswith("c.aek: ") and "\n" not in str(e)
+        else:
+            assert len(out) == 20 and all(o.shape == (1, 28, 28) and o.dtype == np.uint8 for o in out)
+
+
+def test_checkerboard_is_off_for_saved_runs_and_needs_mean_scale(ms_run, digits, tmp_path):
+    import json
+    import shutil
+
+    old = tmp_path / "old"
+    shutil.copytree(ms_run, old)
+    config = json.loads((old / "config.json").read_text())
+    assert config["model"].pop("checkerboard") is False
+    (old / "config.json").write_text(json.dumps(config))
+    loaded = HyperCodec.load(old)
+    assert not loaded.model.config.checkerboard and not hasattr(loaded.model, "context")
+    assert loaded.compress(digits[:30], 2) == HyperCodec.load(ms_run).compress(digits[:30], 2)
+    assert not HyperpriorConfig().checkerboard  # off unless asked for
+    with pytest.raises(ConfigError, match="checkerboard needs mean_scale"):
+        HyperpriorConfig(mean_scale=False, checkerboard=True)
+
+
+def test_checkerboard_trains_and_refines(tmp_path, digits):
+    from aekit.apps.hyperrefine import real_cost, refine
+
+    out = tmp_path / "cb"
+    argv = ["train", "--model", "hyperprior", "--data", "mnist-5k", "--limit", "160", "--epochs", "1"]
+    argv += [a for kv in [*TINY[:-1], "checkerboard=true"] for a in ("--set", f"model.{kv}")]
+    assert main([*argv, "--batch-size", "16", "--seed", "0", "--out", str(out), "--quiet"]) == 0
+    codec = HyperCodec.load(out)
+    assert codec.model.config.checkerboard and codec.model.context[2].weight.abs().sum() > 0  # it learned
+    images = odd_images()
+    assert all(
+        np.array_equal(a, b)
+        for a, b in zip(
+            codec.decompress(codec.compress(images, 2)), codec._reconstruct(images, 2), strict=True
+        )
+    )
+    x = torch.from_numpy(digits[:6]).float().div(255)
+    counts = (codec._y_counts, codec._z_counts)
+    plain = real_cost(codec.model, counts, x, (28, 28), *codec.model.analyse(x, 2), 2)
+    refined = real_cost(codec.model, counts, x, (28, 28), *refine(codec.model, counts, x, (28, 28), 2, 10), 2)
+    assert torch.all(refined <= plain)

@@ -20,7 +20,9 @@ File layout (little-endian), version 2, layout 2 (what :meth:`HyperCodec.encode`
     stream      one ANS stack, its 32-bit words little-endian without the last word's high zero
                 bytes: the y symbols grouped by their scale-table index (computed from z in
                 integer arithmetic), each group with its integer Gaussian table, then the z
-                symbols channel by channel on top (popped first)
+                symbols channel by channel on top (popped first). A checkerboard model pushes
+                its non-anchor y symbols first, then its anchors (each part grouped by scale):
+                the decoder pops the anchors before the positions whose parameters need them
 
 A file of one small image thus carries 35 bytes besides its stream. Files of layouts 0 and 1
 (a fixed 44-byte header, ``HEADER``, and a uint32 shape table; layout 0 with z and y in two
@@ -46,7 +48,7 @@ import torch
 from aekit.api import Run, load
 from aekit.data.patches import pad_to_multiple, padded_size
 from aekit.errors import ConfigError, DataError
-from aekit.models.hyperprior import PRECISION, SCALES, HyperpriorModel
+from aekit.models.hyperprior import PRECISION, SCALES, HyperpriorModel, anchors
 
 MAGIC = b"AEK\x01"
 VERSION = 2
@@ -294,7 +296,7 @@ class HyperCodec:
 
                 counts = (self._y_counts, self._z_counts)
                 y, z = refine_latents(self.model, counts, x, seg.shape[1:], q, refine)
-                k = self.model.scale_index(z, y.shape[-2:]) if scales else None
+                k = self.model.scale_index(z, y.shape[-2:], y) if scales else None
             else:
                 y, z, k = (
                     self.model.analyse(x, q, scales=True) if scales else (*self.model.analyse(x, q), None)
@@ -334,11 +336,16 @@ class HyperCodec:
         z_all = (z_all + c.max_side).astype(np.int32)
         y_all = np.concatenate([y.ravel() for y in ys]).astype(np.int32) + c.max_symbol
         k_all = np.concatenate([k.ravel() for k in ks])
-        order, bounds = _by_scale(k_all)
+        groups = []  # (scale index, positions in y_all) in push order
+        for part in self._parts(ys):
+            order, bounds = _by_scale(k_all if part is None else k_all[part])
+            for k in range(SCALES):
+                if bounds[k + 1] > bounds[k]:
+                    at = order[bounds[k] : bounds[k + 1]]
+                    groups.append((k, at if part is None else part[at]))
         coder = self._coder()  # a stack: y first, z on top (the decoder needs z first)
-        for k in range(SCALES):
-            if bounds[k + 1] > bounds[k]:
-                coder.encode_reverse(y_all[order[bounds[k] : bounds[k + 1]]], self._y_models[k])
+        for k, at in groups:
+            coder.encode_reverse(y_all[at], self._y_models[k])
         y_only = 4 * coder.num_words()
         for ch in range(c.hyper_channels):  # the decoder pops the last channel first
             coder.encode_reverse(z_all[ch], self._z_models[ch])
@@ -357,18 +364,26 @@ class HyperCodec:
         total = float(1 << PRECISION)
         bits = -np.log2(self._y_counts[k_all, y_all] / total).sum()
         bits += -np.log2(self._z_counts[np.arange(c.hyper_channels)[:, None], z_all] / total).sum()
-        bits += start_bits(*self._first_pushed(order, bounds, k_all, y_all, z_all))
+        bits += start_bits(*self._first_pushed(groups, y_all, z_all))
         stream_bytes = int(bits) // 8 + 1 if bits > 0 else 0
         estimate = len(_compact_header(self.hash, qint, len(images), runs, stream_bytes)) + 4 + stream_bytes
         return Encoded(data, max(0, len(stream) - y_only), y_only, seconds, pixels, float(estimate))
 
-    def _first_pushed(self, order, bounds, k_all, y_all, z_all) -> tuple[np.ndarray, np.ndarray]:
+    def _parts(self, ys: list[np.ndarray]) -> list[np.ndarray | None]:
+        """The parts of the flat y symbols in push order: all (None), or for a checkerboard model
+        the positions (in y_all) of the non-anchors, then of the anchors (popped first)."""
+        if not self.model.config.checkerboard:
+            return [None]
+        mask = np.concatenate([np.broadcast_to(anchors(*y.shape[-2:]).numpy(), y.shape).ravel() for y in ys])
+        return [np.flatnonzero(~mask), np.flatnonzero(mask)]
+
+    def _first_pushed(self, groups, y_all, z_all) -> tuple[np.ndarray, np.ndarray]:
         """Frequencies and cumulative frequencies of the first START_SYMBOLS symbols pushed (each
         scale group of y, last symbol first; then z, channel 0 first, last symbol first)."""
         ps, cdfs, need = [], [], START_SYMBOLS
-        for k in range(SCALES):
-            if need > 0 and bounds[k + 1] > bounds[k]:
-                sym = y_all[order[bounds[k] : bounds[k + 1]][::-1][:need]]
+        for k, at in groups:
+            if need > 0:
+                sym = y_all[at[::-1][:need]]
                 ps.append(self._y_counts[k, sym])
                 cdfs.append(self._y_cdfs[k, sym])
                 need -= len(sym)
@@ -387,7 +402,8 @@ class HyperCodec:
             return ys
         return [
             self.model.values(
-                torch.from_numpy(y), self.model.hyper(torch.from_numpy(z), y.shape[-2:])[1]
+                torch.from_numpy(y),
+                self.model.hyper(torch.from_numpy(z), y.shape[-2:], torch.from_numpy(y))[1],
             ).numpy()
             for y, z in zip(ys, zs, strict=True)
         ]
@@ -549,33 +565,56 @@ class HyperCodec:
                 .swapaxes(0, 1)
                 for seg in segments
             ]
-            priors = [
-                self.model.hyper(torch.from_numpy(z), seg.y_size) for z, seg in zip(zs, segments, strict=True)
+            raws = [
+                self.model.hyper_raw(torch.from_numpy(z), seg.y_size)
+                for z, seg in zip(zs, segments, strict=True)
             ]
-            k_all = np.concatenate([k.numpy().ravel() for k, _ in priors])
-            order, bounds = _by_scale(k_all)
-            y_sorted = np.empty(len(k_all), np.int32)
+            priors = [self.model.params(raw) for raw in raws]
             if header.layout == 0:
                 coder = self._coder(yp)
-            for k in reversed(range(SCALES)):
-                if bounds[k + 1] > bounds[k]:
-                    y_sorted[bounds[k] : bounds[k + 1]] = coder.decode(
-                        self._y_models[k], int(bounds[k + 1] - bounds[k])
-                    )
+            if c.checkerboard:  # the anchors, then the others with their context
+                ys = [np.zeros((seg.n, c.latent_channels, *seg.y_size), np.int64) for seg in segments]
+                masks = [anchors(*seg.y_size).numpy() for seg in segments]
+                for part in (True, False):
+                    ks = [k.numpy()[:, :, m == part] for (k, _), m in zip(priors, masks, strict=True)]
+                    sym = self._pop(coder, np.concatenate([k.ravel() for k in ks]))
+                    at = 0
+                    for y, k, m in zip(ys, ks, masks, strict=True):
+                        y[:, :, m == part] = sym[at : at + k.size].reshape(k.shape)
+                        at += k.size
+                    if part:
+                        priors = [
+                            self.model.params(self.model.with_context(raw, torch.from_numpy(y), mean))
+                            for raw, y, (_, mean) in zip(raws, ys, priors, strict=True)
+                        ]
+            else:
+                y_all = self._pop(coder, np.concatenate([k.numpy().ravel() for k, _ in priors]))
+                ys = [
+                    y_all[
+                        seg.y_at : seg.y_at + seg.n * c.latent_channels * seg.y_size[0] * seg.y_size[1]
+                    ].reshape(seg.n, c.latent_channels, *seg.y_size)
+                    for seg in segments
+                ]
         except Exception as e:  # constriction raises on an exhausted or inconsistent stream
             raise CodecError(f"{name}: the coded data is inconsistent ({e})") from None
-        y_all = np.empty_like(y_sorted)
-        y_all[order] = y_sorted - c.max_symbol
-        ys = [
-            y_all[seg.y_at : seg.y_at + seg.n * c.latent_channels * seg.y_size[0] * seg.y_size[1]].reshape(
-                seg.n, c.latent_channels, *seg.y_size
-            )
-            for seg in segments
-        ]
         if c.mean_scale:  # symbols + the exact means
             values = self.model.values
             ys = [values(torch.from_numpy(y), m).numpy() for y, (_, m) in zip(ys, priors, strict=True)]
         return self._synthesise(ys, segments, header.quality / 256, progress)
+
+    def _pop(self, coder, k_all: np.ndarray) -> np.ndarray:
+        """The y symbols (int32, centred) of positions whose scale indices are ``k_all``, popped
+        from ``coder`` as :meth:`encode` pushed them (grouped by scale, the last group first)."""
+        order, bounds = _by_scale(k_all)
+        y_sorted = np.empty(len(k_all), np.int32)
+        for k in reversed(range(SCALES)):
+            if bounds[k + 1] > bounds[k]:
+                y_sorted[bounds[k] : bounds[k + 1]] = coder.decode(
+                    self._y_models[k], int(bounds[k + 1] - bounds[k])
+                )
+        y_all = np.empty_like(y_sorted)
+        y_all[order] = y_sorted - self.model.config.max_symbol
+        return y_all
 
     @torch.no_grad()
     def _synthesise(self, ys, segments: list[Segment], quality: float, progress: bool = False):

@@ -44,7 +44,7 @@ def real_cost(
     and z's, :func:`aekit.apps.hypercodec.coded_counts`) + lambda * 255^2 * the MSE of the decoded
     uint8 pixels (in [0, 1] units, as in training). Shape: x (B, C, H, W) padded, y / z int64 -> (B,)."""
     c, (h, w) = model.config, size
-    k, mean = model.hyper(z, y.shape[-2:])
+    k, mean = model.hyper(z, y.shape[-2:], y)
     k = k.long().numpy()
     total = float(1 << PRECISION)
     bits = -np.log2(counts[0][k, y.numpy() + c.max_symbol] / total).reshape(len(y), -1).sum(1)
@@ -92,7 +92,7 @@ def refine(
         with torch.enable_grad():
             y_noise = torch.rand(y.shape, generator=noise, device=x.device) - 0.5
             z_noisy = z + torch.rand(z.shape, generator=noise, device=x.device) - 0.5
-            mean, log_scale = model._prior(z_noisy, y.shape[-2:])
+            mean, log_scale = model._entropy_params(z_noisy, y)
             r = y if mean is None else y - mean  # what is coded (a mean-scale model: the residual)
             bits = model._y_bits(r + y_noise, log_scale).flatten(1).sum(1)
             bits = bits + model._z_bits(z_noisy).flatten(1).sum(1)
