@@ -23,6 +23,11 @@ inductor keeps some of autocast's bfloat16 intermediates in float32 and sums in 
 ``tests/test_compiled_step.py`` holds float32 to 1e-4 of the normal step, and bf16 to within 5% of
 how far training moved the weights, with a resume that is exact.
 
+A non-finite loss stops training with the same error as the normal step, and the checkpoints on
+disk are untouched; unlike the normal step (which checks the loss before its update), the weights
+in memory have then taken that step's update, so a caller of the Python API should reload the run
+rather than go on with the model object.
+
 When it does not apply (several phases, an optimizer other than adam/adamw, ``grad_clip``,
 ``nan_policy="skip"``, a device other than the CPU, DDP, a loss that cannot be traced as one
 graph, or no C++ compiler), :func:`build` returns the reason and the trainer keeps its normal step.
