@@ -51,7 +51,6 @@ def main() -> None:
         "--set", nargs="*", default=[], help="model field=value for every run (e.g. pseudo_inputs=linear)"
     )
     args = parser.parse_args()
-    args.latent_dim, args.hidden, args.limit = 32, [256, 128], None
     torch.set_num_threads(1)
     changes = dict(kv.split("=", 1) for kv in args.set)
     fit_set, val = load_dataset("fashion-mnist", "train").split(VAL_FRACTION, seed=SPLIT_SEED)
@@ -70,7 +69,7 @@ def main() -> None:
                 if k in cache:
                     continue
                 torch.manual_seed(seed)
-                config = model_settings(name, fit_set, args)
+                config = model_settings(name, fit_set)
                 fields = {f.name: f.type for f in dataclasses.fields(config)}
                 config = dataclasses.replace(config, **{f: v for f, v in changes.items() if f in fields})
                 model = build_model(name, config)

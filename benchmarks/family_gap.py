@@ -33,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from models import model_settings, test_nll
+from models import IW_SAMPLES, model_settings, test_nll
 from torch import Tensor, nn
 
 from aekit.config import TrainConfig
@@ -91,9 +91,6 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--epochs", type=int, default=5)
     args = parser.parse_args()
-    # the settings of benchmarks/models.py, for model_settings and its cache keys
-    args.batch_size, args.lr, args.latent_dim, args.hidden, args.limit = 128, 1e-3, 32, [256, 128], None
-    args.iw_samples = 100
     torch.set_num_threads(1)
     train = load_dataset("fashion-mnist", "train")
     test = load_dataset("fashion-mnist", "test")
@@ -108,14 +105,14 @@ def main() -> None:
             # the VampPrior without KL warm-up, the beta-TCVAE with minibatch-weighted sampling
             changes = {"kl_warmup_steps": 0} if base == "vampprior" else {"mss_dataset_size": 0}
             torch.manual_seed(seed)
-            model = cls(dataclasses.replace(model_settings(base, train, args), **changes))
+            model = cls(dataclasses.replace(model_settings(base, train), **changes))
             cfg = TrainConfig(
                 epochs=args.epochs, batch_size=128, lr=1e-3, val_fraction=0, device="cpu", seed=seed
             )
             start = time.process_time()
             Trainer(model, cfg).fit(train)
             seconds = time.process_time() - start
-            cache[key] = {"nll": test_nll(model, test, args.iw_samples), "cpu_s": seconds}
+            cache[key] = {"nll": test_nll(model, test, IW_SAMPLES), "cpu_s": seconds}
             print(key, cache[key], flush=True)
             CACHE.parent.mkdir(exist_ok=True)
             atomic_write_text(CACHE, json.dumps(cache, indent=1))

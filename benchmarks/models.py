@@ -43,6 +43,7 @@ from aekit.training.trainer import Trainer
 CACHE = Path(__file__).parent / "results" / "models.json"  # rows of earlier runs, by model and settings
 NLL_IMAGES = 1000  # importance-weighted NLL is costly: on the first 1000 test images
 # settings both libraries use for the same model (pythae's names in benchmarks/pythae_vae.py)
+LATENT_DIM, HIDDEN, IW_SAMPLES = 32, [256, 128], 100  # the benchmark's sizes and NLL samples
 EXTRA = {"iwae": {"iw_samples": 5}, "vampprior": {"components": 50}, "tcvae": {"tc_beta": 6.0}}
 
 
@@ -64,9 +65,9 @@ def test_nll(model, data, k: int) -> float:
     return float(sum(float(model.nll(b.x, b.y, k=k).sum()) for b in Batches(sub, 250)) / len(sub))
 
 
-def model_settings(name: str, train, args):
-    """The model config of aekit's ``name`` at the benchmark's sizes."""
-    settings = {"name": name, "latent_dim": args.latent_dim, "hidden": args.hidden, **EXTRA.get(name, {})}
+def model_settings(name: str, train, latent_dim: int = LATENT_DIM, hidden: list[int] = HIDDEN):
+    """The model config of aekit's ``name`` at the benchmark's sizes (or the given ones)."""
+    settings = {"name": name, "latent_dim": latent_dim, "hidden": hidden, **EXTRA.get(name, {})}
     # train_size as `aekit train` fills it (the beta-TCVAE's stratified estimator), with no validation split
     config = resolve(
         [{"model": settings}], input_shape=train.shape, num_classes=len(train.classes), train_size=len(train)
@@ -100,7 +101,7 @@ def run_model(
     ``step``: with ``--compile-step --cpu-bf16``, its speed counted after the first (compiling) step
     and the one-off compile reported apart."""
     torch.manual_seed(seed)
-    model = build_model(name, model_settings(name, train, args))
+    model = build_model(name, model_settings(name, train, args.latent_dim, args.hidden))
     batch, lr = fast if fast else (args.batch_size, args.lr)
     cfg = TrainConfig(
         epochs=args.epochs,
@@ -169,7 +170,7 @@ def run_pythae(kind: str, train, test, args, seed: int = 0) -> dict | None:
         print(f"pythae: not run ({e}); pip install pythae to compare")
         return None
     # the same networks, checked: until 2026-11-28 pythae's decoder had an extra 784x784 layer
-    ours = build_model(kind, model_settings(kind, train, args))
+    ours = build_model(kind, model_settings(kind, train, args.latent_dim, args.hidden))
     theirs = network_size(pythae_model(kind, tuple(train.shape), args))
     if network_size(ours) != theirs:
         raise SystemExit(f"pythae {kind}: {theirs} network parameters, aekit's {network_size(ours)}")
@@ -183,9 +184,9 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--lr", type=float, default=1e-3)
-    parser.add_argument("--latent-dim", type=int, default=32)
-    parser.add_argument("--hidden", type=int, nargs="+", default=[256, 128])
-    parser.add_argument("--iw-samples", type=int, default=100)
+    parser.add_argument("--latent-dim", type=int, default=LATENT_DIM)
+    parser.add_argument("--hidden", type=int, nargs="+", default=HIDDEN)
+    parser.add_argument("--iw-samples", type=int, default=IW_SAMPLES)
     parser.add_argument("--limit", type=int, help="train on N images (seeded, class-stratified; quick look)")
     image_models = [n for n, spec in MODELS.items() if spec.cls.data_kind == "values" and n != "tabular"]
     parser.add_argument("--models", nargs="+", default=image_models, help="default: every image model")

@@ -30,7 +30,7 @@ import statistics
 import time
 
 import torch
-from models import model_settings  # benchmarks/models.py
+from models import HIDDEN, LATENT_DIM, model_settings  # benchmarks/models.py
 
 from aekit.config import TrainConfig
 from aekit.data.batches import Batch
@@ -112,7 +112,7 @@ class Runner:
 
 def aekit_runner(name, train, args, batch=128, bf16=False, compiled=False, step=False, kind="vae") -> Runner:
     torch.manual_seed(0)
-    model = build_model(kind, model_settings(kind, train, args))
+    model = build_model(kind, model_settings(kind, train))
     cfg = TrainConfig(
         epochs=1, batch_size=batch, lr=1e-3, val_fraction=0, device="cpu", cpu_bf16=bf16, compile_step=step
     )
@@ -141,7 +141,7 @@ def bf16_weights_runner(name, train, args, batch=128) -> Runner:
     """A bfloat16 copy of the model runs the forward and backward (no casts inside the step); the
     float32 master weights take the Adam step and are copied back into it (mixed precision by hand)."""
     torch.manual_seed(0)
-    master = build_model("vae", model_settings("vae", train, args))
+    master = build_model("vae", model_settings("vae", train))
     work = copy.deepcopy(master).to(torch.bfloat16).train()
     params, wparams = list(master.parameters()), list(work.parameters())
     opt = torch.optim.Adam(params, lr=1e-3, fused=True)
@@ -287,7 +287,7 @@ def main() -> None:
         help="only the op-by-op profile of this variant's step (inductor's kernels named; a run of its own)",
     )
     args = parser.parse_args()
-    args.latent_dim, args.hidden, args.limit = 32, [256, 128], None
+    args.latent_dim, args.hidden = LATENT_DIM, HIDDEN  # pythae's model, at the benchmark's sizes
     torch.set_num_threads(1)
     if args.products_only:
         product_rates()

@@ -92,7 +92,6 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     parser.add_argument("--epochs", type=int, default=5)
     args = parser.parse_args()
-    args.batch_size, args.lr, args.latent_dim, args.hidden, args.limit = 128, 1e-3, 32, [256, 128], None
     torch.set_num_threads(1)
     fit_set, val = load_dataset("fashion-mnist", "train").split(VAL_FRACTION, seed=SPLIT_SEED)
     cache = json.loads(CACHE.read_text()) if CACHE.is_file() else {}
@@ -103,7 +102,7 @@ def main() -> None:
                 continue
             changes, cls = VARIANTS[name]
             torch.manual_seed(seed)
-            model = cls(dataclasses.replace(model_settings(cls.model_name, fit_set, args), **changes))
+            model = cls(dataclasses.replace(model_settings(cls.model_name, fit_set), **changes))
             cfg = TrainConfig(
                 epochs=args.epochs, batch_size=128, lr=1e-3, val_fraction=0, device="cpu", seed=seed
             )
