@@ -366,21 +366,26 @@ class HyperpriorModel(Autoencoder):
         z_int = torch.round(z).clamp(-self.config.max_side, self.config.max_side).long()
         if not (scales or self.config.mean_scale):
             return self.quantise(y, z_int), z_int
-        raw = self.hyper_raw(z_int, y.shape[-2:])
-        k, mean = self.params(raw)
-        if self.config.checkerboard:  # the anchors' symbols, then everyone's parameters
-            k, mean = self.params(self.with_context(raw, self.quantise(y, z_int, mean)))
+        k, mean = self._y_params(y, z_int)
         y_int = self.quantise(y, z_int, mean)
         return (y_int, z_int, k) if scales else (y_int, z_int)
+
+    def _y_params(self, y: Tensor, z: Tensor) -> tuple[Tensor, Tensor | None]:
+        """Scale indices and means (:meth:`params`) of gained latents ``y``'s elements from integer
+        ``z``, with one run of the integer ``h_s``; with ``checkerboard``, the anchors' symbols
+        first, then everyone's parameters with the context."""
+        raw = self.hyper_raw(z, y.shape[-2:])
+        k, mean = self.params(raw)
+        if self.config.checkerboard:
+            k, mean = self.params(self.with_context(raw, self.quantise(y, z, mean), mean))
+        return k, mean
 
     def quantise(self, y: Tensor, z: Tensor, mean: Tensor | None = None) -> Tensor:
         """The symbols of gained latents ``y`` given integer ``z``: round(y - mean), the mean from
         :meth:`hyper` (exact; computed from ``z`` unless given, with ``checkerboard`` from the
         anchors' symbols first), or round(y) for a scale-only model; clipped, int64."""
         if self.config.mean_scale and mean is None:
-            mean = self.hyper(z, y.shape[-2:])[1]
-            if self.config.checkerboard:
-                mean = self.hyper(z, y.shape[-2:], self.quantise(y, z, mean))[1]
+            mean = self._y_params(y, z)[1]
         if self.config.mean_scale:
             y = y.double() - mean.to(y.device).double() / 2**ACT_BITS
         return torch.round(y).clamp(-self.config.max_symbol, self.config.max_symbol).long()
