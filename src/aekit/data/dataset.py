@@ -19,6 +19,11 @@ from torch import Tensor
 from aekit.errors import DataError
 
 
+def held_out(n: int, fraction: float) -> int:
+    """How many of ``n`` samples a validation ``fraction`` holds out: at least one when ``fraction`` > 0."""
+    return max(1, round(n * fraction)) if fraction > 0 else 0
+
+
 @dataclass(frozen=True)
 class Scaling:
     """``model_value = (raw - offset) / scale``, per feature or for all at once."""
@@ -222,7 +227,7 @@ class ArrayDataset:
         """Split off a random ``fraction`` for validation; (self, None) when fraction is 0."""
         if fraction <= 0:
             return self, None
-        n_val = max(1, int(round(len(self) * fraction)))
+        n_val = held_out(len(self), fraction)
         if n_val >= len(self):
             raise DataError(
                 f"{self.name}: {len(self)} samples are too few for a {fraction:.0%} validation split"

@@ -20,7 +20,7 @@ from torch import nn
 
 from aekit.config import RunConfig, resolve
 from aekit.data.batches import Batches
-from aekit.data.dataset import ArrayDataset, DataInfo
+from aekit.data.dataset import ArrayDataset, DataInfo, held_out
 from aekit.data.patches import PatchDataset
 from aekit.errors import DataError
 from aekit.evaluation.metrics import summarize
@@ -244,7 +244,7 @@ def validation_split(data: ArrayDataset, config: RunConfig) -> tuple[ArrayDatase
 
 def validation_size(n: int, fraction: float) -> int:
     """How many of ``n`` samples :func:`validation_split` holds out for ``fraction`` (0: none)."""
-    held = max(1, round(n * fraction)) if fraction > 0 else 0
+    held = held_out(n, fraction)
     return held if n - held >= 1 else 0
 
 
