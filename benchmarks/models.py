@@ -38,6 +38,7 @@ from aekit.data.batches import Batches
 from aekit.data.sources import load_dataset
 from aekit.fileio import atomic_write_text
 from aekit.models import MODELS, build_model
+from aekit.training import allocator
 from aekit.training.trainer import Trainer
 
 CACHE = Path(__file__).parent / "results" / "models.json"  # rows of earlier runs, by model and settings
@@ -219,6 +220,9 @@ def main() -> None:
     args = parser.parse_args()
     args.iw_train_samples = EXTRA["iwae"]["iw_samples"]
     torch.set_num_threads(1)
+    # aekit's CPU trainer sets up malloc (aekit.training.allocator); set here, before either library
+    # trains, so that pythae runs under the same allocator
+    print(f"malloc set up for reuse (aekit.training.allocator), for both: {allocator.keep_freed_memory()}")
 
     train = load_dataset("fashion-mnist", "train", limit=args.limit)
     test = load_dataset("fashion-mnist", "test")

@@ -36,6 +36,7 @@ from aekit.config import TrainConfig
 from aekit.data.batches import Batch
 from aekit.data.sources import load_dataset
 from aekit.models import build_model
+from aekit.training import allocator
 from aekit.training.trainer import Trainer
 
 
@@ -289,6 +290,9 @@ def main() -> None:
     args = parser.parse_args()
     args.latent_dim, args.hidden = LATENT_DIM, HIDDEN  # pythae's model, at the benchmark's sizes
     torch.set_num_threads(1)
+    # aekit's CPU trainer sets up malloc (aekit.training.allocator); set here, before either library
+    # trains, so that pythae runs under the same allocator
+    print(f"malloc set up for reuse (aekit.training.allocator), for both: {allocator.keep_freed_memory()}")
     if args.products_only:
         product_rates()
         return

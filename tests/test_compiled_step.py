@@ -84,6 +84,24 @@ def test_resume_after_compiled_steps_equals_uninterrupted(digits_small):
     assert torch.equal(weights(resumed), weights(full))
 
 
+@pytest.mark.parametrize("name", ["vae", "cvae"])  # cvae: the batch's labels are a graph input too
+def test_direct_graph_calls_equal_the_calls_through_dynamo(digits_small, monkeypatch, name):
+    direct = fit(digits_small, name, cpu_bf16=True, compile_step=True)
+    assert direct._compiled.graph is not None  # steps after the first skipped dynamo
+    backend = compiled_step.CompiledStep._backend
+
+    def through_dynamo(self, gm, example_inputs):
+        compiled = backend(self, gm, example_inputs)
+        self.graph = None  # every step through dynamo's compiled code, as before the direct call
+        return compiled
+
+    monkeypatch.setattr(compiled_step.CompiledStep, "_backend", through_dynamo)
+    dynamo = fit(digits_small, name, cpu_bf16=True, compile_step=True)
+    assert dynamo._compiled.graph is None
+    assert torch.equal(weights(direct), weights(dynamo))
+    assert [h["train/loss"] for h in direct.history] == [h["train/loss"] for h in dynamo.history]
+
+
 def test_weights_changed_outside_the_step_reach_the_bf16_copy(digits_small):
     trainer = fit(digits_small, epochs=1, compile_step=True, cpu_bf16=True)
     step = trainer._compiled

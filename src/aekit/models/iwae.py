@@ -43,10 +43,15 @@ class IWAE(VAE):
         super().__init__(config)
 
     def loss(self, batch: Batch, phase: str = "main") -> dict[str, Tensor]:
-        log_w = self.log_weights(batch.x, batch.y, self.config.iw_samples)  # (K, B)
+        log_w, out = self._log_weights(batch.x, batch.y, self.config.iw_samples)  # (K, B), (K * B, ...)
         bound = iw_bound(log_w).mean()
+        # the MSE reported: in training the first draw's reconstruction (free), in evaluation the mean code's
         with torch.no_grad():
-            mse = F.mse_loss(self.decode(self.posterior(batch.x, batch.y)[0], batch.y), batch.x)
+            if self.training:
+                x_hat = self._mean(out[: len(batch)])
+            else:
+                x_hat = self.decode(self.posterior(batch.x, batch.y)[0], batch.y)
+            mse = F.mse_loss(x_hat, batch.x)
         if self.training:
             self.steps += 1
         return {"loss": -bound, "iw_bound": bound.detach(), "elbo": log_w.mean().detach(), "mse": mse}

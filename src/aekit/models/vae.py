@@ -178,14 +178,22 @@ class VAE(Autoencoder):
         Shape:
             x: (B, *input_shape) -> (k, B)
         """
+        return self._log_weights(x, y, k)[0]
+
+    def _log_weights(self, x: Tensor, y: Tensor | None, k: int) -> tuple[Tensor, Tensor]:
+        """:meth:`log_weights`, and the decoder's outputs for the draws.
+
+        Shape: -> (k, B), (k * B, *input_shape)
+        """
         mu, logvar = self.posterior(x, y)
         eps = torch.randn(k, *mu.shape, dtype=mu.dtype, device=mu.device)
         z = mu + eps * (0.5 * logvar).exp()  # (k, B, *code)
         log_q = (-0.5 * eps.pow(2) - 0.5 * logvar - 0.5 * LOG_2PI).flatten(2).sum(-1)
         xs = x.expand(k, *x.shape).flatten(0, 1)
         ys = None if y is None else y.expand(k, *y.shape).flatten(0, 1)
-        log_px = self._log_px(xs, self.logits(z.flatten(0, 1), ys)).view(k, -1)
-        return log_px + self.log_prior(z, batch_dims=2) - log_q
+        out = self.logits(z.flatten(0, 1), ys)
+        log_px = self._log_px(xs, out).view(k, -1)
+        return log_px + self.log_prior(z, batch_dims=2) - log_q, out
 
     @torch.no_grad()
     def nll(self, x: Tensor, y: Tensor | None = None, k: int = 50) -> Tensor:

@@ -22,7 +22,7 @@ from aekit.config import TrainConfig
 from aekit.data.batches import Batch, Batches
 from aekit.data.dataset import ArrayDataset
 from aekit.errors import AekitError, ConfigError
-from aekit.training import distributed
+from aekit.training import allocator, distributed
 
 
 class TrainingError(AekitError):
@@ -111,6 +111,8 @@ class Trainer:
     def __init__(self, model: nn.Module, config: TrainConfig, callbacks: Sequence[Any] = ()) -> None:
         self.config = config
         self.device = distributed.local_device(resolve_device(config.device))
+        if self.device.type == "cpu":  # each step's large tensors reuse the last step's memory
+            allocator.keep_freed_memory()
         self.model = model.to(self.device)
         self.ddp = None
         if distributed.world_size() > 1:  # under torchrun: gradients averaged across the ranks
