@@ -5,11 +5,11 @@ Why: every training step allocates and frees the same large tensors (a batch's a
 gradients: 1-20 MB). With glibc's defaults a block above the (adaptive) mmap threshold is returned to
 the kernel when it is freed, and the top of the heap is trimmed once more than twice that threshold is
 free; the next step then takes its memory back from the kernel one zero-filled 4 KiB page at a time.
-With inductor's compiled step (``--compile-step``), which allocates its buffers on each call, this
-was a sixth of an IWAE step on one thread, and a bfloat16 VAE step without it is 9% faster for it
-(docs/benchmarks/models.md, sixth pass). jemalloc and tcmalloc,
-which PyTorch's CPU tuning guide recommends, avoid it by keeping freed memory; this keeps the system's
-allocator and sets two of its documented parameters (``mallopt(3)``):
+Measured on one thread (docs/benchmarks/models.md, sixth pass): the compiled IWAE step
+(``--compile-step``, which allocates its buffers on each call) is 17% faster with memory kept, and
+the VAE's bfloat16 autocast step 9%. jemalloc and tcmalloc, which PyTorch's CPU tuning guide
+recommends, avoid the faults by keeping freed memory; this keeps the system's allocator and sets two
+of its documented parameters (``mallopt(3)``):
 
 - ``M_MMAP_THRESHOLD`` 32 MiB (glibc's largest): blocks below it come from the heap, so that freeing
   them does not unmap them;
