@@ -11,7 +11,7 @@ never touched; the chosen setting is then measured on it by ``benchmarks/models.
 Cached in ``benchmarks/results/batch_select.json``.
 
 Run: ``.venv/bin/python benchmarks/batch_select.py [--models vae iwae vampprior tcvae] [--seeds 0 1 2]
-[--batch 512] [--lrs 0.001 0.002 0.003 0.004]``
+[--batch 512] [--lrs 0.001 0.002 0.003 0.004] [--schedule onecycle]``
 """
 
 from __future__ import annotations
@@ -50,6 +50,12 @@ def main() -> None:
     parser.add_argument(
         "--set", nargs="*", default=[], help="model field=value for every run (e.g. pseudo_inputs=linear)"
     )
+    parser.add_argument(
+        "--schedule",
+        default="constant",
+        choices=["constant", "cosine", "onecycle"],
+        help="the larger batch's learning-rate schedule (the batch 128 reference stays constant)",
+    )
     args = parser.parse_args()
     torch.set_num_threads(1)
     changes = dict(kv.split("=", 1) for kv in args.set)
@@ -60,7 +66,8 @@ def main() -> None:
 
     def key(name: str, batch: int, lr: float, bf16: bool, seed: int) -> str:
         precision = ("bf16 compile-step" if args.compile_step else "bf16") if bf16 else "fp32"
-        return f"{name}{tag}|{args.epochs}|batch {batch}|lr {lr:g}|{precision}|seed {seed}"
+        schedule = f"|{args.schedule}" if bf16 and args.schedule != "constant" else ""
+        return f"{name}{tag}|{args.epochs}|batch {batch}|lr {lr:g}{schedule}|{precision}|seed {seed}"
 
     for seed in args.seeds:
         for name in args.models:
@@ -81,6 +88,7 @@ def main() -> None:
                     device="cpu",
                     cpu_bf16=bf16,
                     compile_step=bf16 and args.compile_step,
+                    schedule=args.schedule if bf16 else "constant",
                     seed=seed,
                 )
                 start = time.process_time()

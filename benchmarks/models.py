@@ -97,6 +97,7 @@ def run_model(
     bf16: bool = False,
     fast: tuple[int, float] | None = None,
     step: bool = False,
+    schedule: str = "constant",
 ) -> dict:
     """aekit's ``name`` at the benchmark's settings; ``fast``: (batch, lr) instead, under --cpu-bf16;
     ``step``: with ``--compile-step --cpu-bf16``, its speed counted after the first (compiling) step
@@ -112,6 +113,7 @@ def run_model(
         device="cpu",
         cpu_bf16=bf16 or fast is not None or step,
         compile_step=step,
+        schedule=schedule,
         seed=seed,
     )
     first = FirstStep()
@@ -121,7 +123,8 @@ def run_model(
     end = time.process_time()
     seconds = end - start
     flags = " ".join((["--compile-step"] if step else []) + (["--cpu-bf16"] if bf16 or fast or step else []))
-    label = f"{name} ({f'batch {batch}, lr {lr:g}, ' if fast else ''}{flags})" if flags else name
+    sched = f"{schedule} " if schedule != "constant" else ""
+    label = f"{name} ({f'batch {batch}, lr {lr:g}, {sched}' if fast else ''}{flags})" if flags else name
     row = {"model": label, "mse": test_mse(model, test), "samples/s": len(train) * args.epochs / seconds}
     if step:
         if not trainer._compiled:
@@ -217,6 +220,12 @@ def main() -> None:
     parser.add_argument(
         "--fast-compile-step", action="store_true", help="the --fast rows with --compile-step"
     )
+    parser.add_argument(
+        "--fast-schedule",
+        default="constant",
+        choices=["constant", "cosine", "onecycle"],
+        help="the --fast rows' learning-rate schedule",
+    )
     args = parser.parse_args()
     args.iw_train_samples = EXTRA["iwae"]["iw_samples"]
     torch.set_num_threads(1)
@@ -269,10 +278,11 @@ def main() -> None:
             if args.fast:
                 fast, step = (int(args.fast[0]), args.fast[1]), args.fast_compile_step
 
-                def make(name=name, s=seed, f=fast, step=step):
-                    return run_model(name, train, test, args, s, fast=f, step=step)
+                def make(name=name, s=seed, f=fast, step=step, sched=args.fast_schedule):
+                    return run_model(name, train, test, args, s, fast=f, step=step, schedule=sched)
 
                 key = f"{name} fast {fast[0]} {fast[1]:g}" + (" compile-step" if step else "")
+                key += f" {args.fast_schedule}" if args.fast_schedule != "constant" else ""
                 rows.append(cached(key, seed, make))
         for kind in [] if args.no_pythae else [k for k in args.pythae if k in args.models]:
             make = lambda kind=kind, s=seed: run_pythae(kind, train, test, args, s)  # noqa: E731
