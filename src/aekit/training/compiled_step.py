@@ -154,18 +154,21 @@ class CompiledStep:
         call the graph without dynamo's frame evaluation (0.2-0.3 ms a step, a tenth of the VAE's)."""
         compiled = torch._inductor.compile(gm, example_inputs, options=self.OPTIONS)
         batch = self._compiling_batch
-        fixed = [self.flat, self.exp_avg, self.exp_avg_sq, self.steps, self.scalars, *self.buffers.values()]
-        fixed += [self.work] if self.work is not None else []
-        known: dict[int, Tensor | object] = {id(t): t for t in fixed}
+        known: dict[int, Tensor | object] = {}
         if batch is not None:
-            known[id(batch.x)] = _X
-            if batch.y is not None:
-                known[id(batch.y)] = _Y
+            leaves = torch.utils._pytree.tree_leaves(self._inputs(batch))  # the tensors _step is given
+            tensors = [t for t in leaves if isinstance(t, Tensor)]  # not a None work copy or label
+            known = {id(t): _X if t is batch.x else _Y if t is batch.y else t for t in tensors}
         slots = [known.get(id(t)) for t in example_inputs]
         outputs = gm.graph.output_node().args[0]
         if all(s is not None for s in slots) and len(outputs) == 1:  # else every step goes through dynamo
             self.graph, self.slots = compiled, slots
         return compiled
+
+    def _inputs(self, batch: Batch) -> tuple:
+        """``_step``'s arguments for ``batch``."""
+        state = (self.flat, self.work, self.exp_avg, self.exp_avg_sq, self.steps, self.scalars, self.buffers)
+        return (*state, batch.x, batch.y)
 
     def _direct(self, batch: Batch) -> Tensor:
         """The compiled graph's call, as dynamo's compiled code makes it (the graph returns one tensor)."""
@@ -248,17 +251,7 @@ class CompiledStep:
         else:
             self._compiling_batch = batch
             with self._stance():
-                values = self.fn(
-                    self.flat,
-                    self.work,
-                    self.exp_avg,
-                    self.exp_avg_sq,
-                    self.steps,
-                    self.scalars,
-                    self.buffers,
-                    batch.x,
-                    batch.y,
-                )
+                values = self.fn(*self._inputs(batch))
             self._compiling_batch = None
         self.version = self._version()
         return dict(zip(self.keys, values.tolist(), strict=True))
