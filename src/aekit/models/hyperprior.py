@@ -16,7 +16,7 @@ interpolate the gains geometrically.
 encoder, bit for bit, on any CPU (CompressAI's issues #279 / #309 are decodes broken by a float
 that came out one ulp apart on another machine). So at inference ``h_s`` runs in *integer*
 arithmetic: its weights are rounded to multiples of 2^-WEIGHT_BITS, activations to multiples of
-2^-ACT_BITS, and every convolution is an unfold + matrix product of integer-valued float64 numbers
+2^-ACT_BITS, and every convolution is a gather + matrix product of integer-valued float64 numbers
 below 2^53, which is exact whatever the summation order, BLAS or instruction set. Its output, a
 log-scale in units of 1/256 nat, picks one of SCALES integer frequency tables (:meth:`finalize`)
 by integer comparisons. The decoder's floating-point work is only in ``g_s``, after all symbols
@@ -196,6 +196,19 @@ def _int_conv(x: Tensor, w: Tensor, b: Tensor, size: tuple[int, ...] | None = No
     rows = torch.cat([pad[:, r : r + h, s : s + wd] for r in range(k) for s in range(k)], 3)
     out = torch.addmm(b, rows.view(-1, k * k * c), w.permute(0, 2, 3, 1).reshape(len(w), -1).T)
     return out.view(n, h, wd, len(w)).permute(0, 3, 1, 2)
+
+
+def _int_layer(weight: Tensor, bias: Tensor, act: int) -> tuple[Tensor, Tensor]:
+    """A layer's weights as integers (scale 2^WEIGHT_BITS) and its bias at the scale of the
+    products' sums, 2^(WEIGHT_BITS + act) for inputs on the grid of 2^-act: float64, on the CPU."""
+    w = torch.round(weight.detach().double().cpu() * 2**WEIGHT_BITS)
+    return w, torch.round(bias.detach().double().cpu() * 2 ** (WEIGHT_BITS + act))
+
+
+def _to_grid(acc: Tensor, act: int) -> Tensor:
+    """A layer's exact integer sums (scale 2^(WEIGHT_BITS + act)) floored to the activations' grid
+    of 2^-ACT_BITS, in place (exact: the factor is a power of 2)."""
+    return torch.floor(acc.mul_(2.0 ** (ACT_BITS - WEIGHT_BITS - act)).add_(0.5))
 
 
 def anchors(h: int, w: int) -> Tensor:
@@ -455,17 +468,15 @@ class HyperpriorModel(Autoencoder):
         """The integer ``h_s``'s output for integer ``z``: (mean and) log-scale of every element of
         ``y`` as integer-valued float64 counts of 2^-ACT_BITS (clipped to +-2^24: exact in float32
         too), on the CPU; cropped to ``size`` if given. See :meth:`params`."""
-        if len(z) > 128:  # in chunks: the unfolded columns of 128 small images stay in cache (2x faster)
+        if len(z) > 128:  # in chunks: the gathered rows of 128 small images stay in cache (2x faster)
             return torch.cat([self.hyper_raw(part, size) for part in z.split(128)])
         a = z.double().cpu()  # integers; scale 2^0
         act = 0  # the current activation's binary point
         convs = [m for m in self.h_s if isinstance(m, nn.Conv2d)]
         for i, conv in enumerate(convs):
-            w = torch.round(conv.weight.detach().double().cpu() * 2**WEIGHT_BITS)
-            bias = torch.round(conv.bias.detach().double().cpu() * 2 ** (WEIGHT_BITS + act))
+            w, bias = _int_layer(conv.weight, conv.bias, act)
             last = i == len(convs) - 1
-            acc = _int_conv(a, w, bias, size if last else None)  # scale 2^(WEIGHT_BITS + act)
-            a = torch.floor(acc.mul_(2.0 ** (ACT_BITS - WEIGHT_BITS - act)).add_(0.5))  # exact: a power of 2
+            a = _to_grid(_int_conv(a, w, bias, size if last else None), act)
             act = ACT_BITS
             if not last:
                 a = F.relu(F.pixel_shuffle(a, 2))
@@ -506,16 +517,14 @@ class HyperpriorModel(Autoencoder):
         ).view(-1, 4 * m)  # (B * P, 4M), tap-major as the weights below: one large matrix product
         first, last = self.context[0], self.context[2]
         rr, cc = [r for r, _ in CONTEXT_TAPS], [c for _, c in CONTEXT_TAPS]
-        taps = first.weight.detach().double().cpu()[:, :, rr, cc]  # (H, M, 4)
+        taps = first.weight[:, :, rr, cc]  # (H, M, 4)
         a = rows
         for weight, bias, relu in (
             (taps.permute(0, 2, 1).reshape(len(taps), -1), first.bias, True),
-            (last.weight.detach().double().cpu()[:, :, 0, 0], last.bias, False),
+            (last.weight[:, :, 0, 0], last.bias, False),
         ):
-            w_int = torch.round(weight * 2**WEIGHT_BITS).T
-            b_int = torch.round(bias.detach().double().cpu() * 2 ** (WEIGHT_BITS + ACT_BITS))
-            acc = torch.addmm(b_int, a, w_int)  # exact integers; scale 2^(WEIGHT_BITS + ACT_BITS)
-            a = torch.floor(acc.mul_(2.0**-WEIGHT_BITS).add_(0.5))  # exact: a power of 2
+            w_int, b_int = _int_layer(weight, bias, ACT_BITS)
+            a = _to_grid(torch.addmm(b_int, a, w_int.T), ACT_BITS)  # exact integer sums
             if relu:
                 a = F.relu(a)
         out = raw.double().clone()
